@@ -1,0 +1,162 @@
+"""Losses on small hand-computed inputs."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import train
+
+
+def test_l2_energy_is_negative_pairwise_distance():
+    phi = jnp.array([[0.0, 0.0], [3.0, 4.0]])
+    psi = jnp.array([[0.0, 0.0], [0.0, 4.0]])
+    np.testing.assert_allclose(train.l2_energy(phi, psi), -np.array([[0.0, 4.0], [5.0, 3.0]]), atol=1e-6)
+
+
+def test_sqrt_gradient_is_finite_at_zero_distance():
+    phi = jnp.array([[1.0, 2.0], [0.5, -1.0]])
+
+    def loss(phi):
+        return jnp.sum(train.l2_energy(phi, phi))  # diagonal distances are exactly 0
+
+    grad = jax.grad(loss)(phi)
+    assert jnp.isfinite(grad).all()
+    np.testing.assert_allclose(train.safe_sqrt(jnp.array([0.0, 4.0])), [0.0, 2.0])
+    assert float(jax.grad(train.safe_sqrt)(0.0)) == 0.0
+
+
+def reference_infonce(logits, valid, coeff):
+    logits = np.asarray(logits, np.float64)
+    lse = np.log(np.exp(logits).sum(1))
+    per_row = -(np.diag(logits) - lse) + coeff * lse**2
+    return per_row[valid].mean()
+
+
+def test_infonce_with_logsumexp_penalty_on_hand_values():
+    logits = jnp.array([[0.0, -1.0, -3.0], [-2.0, -0.5, -1.0], [-4.0, -2.0, -1.5]])
+    # Row 0: lse = log(1 + e^-1 + e^-3); loss = lse - 0 + 0.1 lse^2, etc.
+    lse0 = np.log(1 + np.exp(-1) + np.exp(-3))
+    valid = jnp.array([True, True, True])
+    loss, metrics = train.infonce_loss(logits, valid, 0.1)
+    np.testing.assert_allclose(loss, reference_infonce(logits, [True] * 3, 0.1), rtol=1e-6)
+    np.testing.assert_allclose(metrics["logsumexp"], np.mean(np.log(np.exp(np.asarray(logits)).sum(1))), rtol=1e-6)
+    row0, _ = train.infonce_loss(logits, jnp.array([True, False, False]), 0.1)
+    np.testing.assert_allclose(row0, lse0 + 0.1 * lse0**2, rtol=1e-6)
+    # Accuracy: rows 0 and 2 put their maximum on the diagonal, row 1 too (-0.5).
+    assert float(metrics["categorical_accuracy"]) == pytest.approx(1.0)
+
+
+def test_infonce_without_penalty_and_masked_rows():
+    logits = jax.random.normal(jax.random.PRNGKey(0), (6, 6))
+    valid = jnp.array([True, False, True, True, False, True])
+    loss, metrics = train.infonce_loss(logits, valid, 0.0)
+    np.testing.assert_allclose(loss, reference_infonce(logits, np.asarray(valid), 0.0), rtol=1e-5)
+    expected_acc = np.mean(np.argmax(np.asarray(logits), 1)[np.asarray(valid)] == np.arange(6)[np.asarray(valid)])
+    assert float(metrics["categorical_accuracy"]) == pytest.approx(expected_acc)
+
+
+def test_infonce_prefers_aligned_representations():
+    good = jnp.eye(4) * 3.0
+    bad = jnp.roll(good, 1, axis=0)
+    valid = jnp.ones(4, bool)
+    loss_good, _ = train.infonce_loss(train.l2_energy(good, good), valid, 0.1)
+    loss_bad, _ = train.infonce_loss(train.l2_energy(good, bad), valid, 0.1)
+    assert float(loss_good) < float(loss_bad)
+
+
+def test_tanh_gaussian_log_prob_matches_change_of_variables():
+    mean = jnp.array([[0.3, -1.0], [2.0, 0.0]])
+    log_std = jnp.array([[-0.5, 0.2], [0.0, -2.0]])
+    action, log_prob = train.tanh_gaussian_sample(jax.random.PRNGKey(0), mean, log_std)
+    u = np.arctanh(np.asarray(action, np.float64))
+    want = (stats.norm.logpdf(u, np.asarray(mean), np.exp(np.asarray(log_std))) - np.log(1 - np.tanh(u) ** 2)).sum(-1)
+    np.testing.assert_allclose(log_prob, want, rtol=1e-3, atol=1e-3)
+    assert (np.abs(np.asarray(action)) < 1).all()
+
+
+def test_tanh_gaussian_density_integrates_to_one():
+    # Integrate pi(a) over a in (-1, 1) for a 1-D policy: the tanh correction must be right.
+    a = np.linspace(-1 + 1e-6, 1 - 1e-6, 200_001)
+    u = jnp.arctanh(jnp.asarray(a))[:, None]
+    log_p = train.tanh_gaussian_log_prob(u, jnp.array([[0.4]]), jnp.array([[-0.3]]))
+    assert np.trapezoid(np.exp(np.asarray(log_p, np.float64)), a) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_log_det_stays_finite_for_saturated_actions():
+    u = jnp.array([[40.0, -40.0]])
+    log_p = train.tanh_gaussian_log_prob(u, jnp.zeros((1, 2)), jnp.zeros((1, 2)))
+    assert jnp.isfinite(log_p).all()
+
+
+def test_alpha_loss_gradient_sign():
+    valid = jnp.ones(3, bool)
+    target = -1.0
+    high_entropy = jnp.array([-3.0, -3.0, -3.0])  # log pi = -3: entropy 3 > target -1
+    low_entropy = jnp.array([5.0, 5.0, 5.0])  # entropy -5 < target -1
+    g_high = jax.grad(train.alpha_loss)(0.0, high_entropy, target, valid)
+    g_low = jax.grad(train.alpha_loss)(0.0, low_entropy, target, valid)
+    assert g_high > 0 > g_low  # gradient descent lowers alpha when entropy exceeds the target
+    np.testing.assert_allclose(train.alpha_loss(0.0, high_entropy, target, valid), 1.0 * (3.0 + 1.0))
+
+
+def small_nets(action_dim=2):
+    actor = train.Actor(16, 4, 4, nn.swish, action_dim)
+    enc = lambda: train.Encoder(16, 4, 4, nn.swish, repr_dim=8)  # noqa: E731
+    return train.Networks(actor, enc(), enc())
+
+
+def test_actor_loss_is_alpha_log_prob_minus_critic():
+    nets = small_nets()
+    state, goal = jax.random.normal(jax.random.PRNGKey(0), (5, 4)), jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+    actor_params = nets.actor.init(jax.random.PRNGKey(2), jnp.zeros((1, 7)))
+    critic_params = {
+        "sa_encoder": nets.sa_encoder.init(jax.random.PRNGKey(3), jnp.zeros((1, 6))),
+        "g_encoder": nets.g_encoder.init(jax.random.PRNGKey(4), jnp.zeros((1, 3))),
+    }
+    key, valid = jax.random.PRNGKey(5), jnp.ones(5, bool)
+
+    @jax.jit
+    def compute(actor_params, critic_params):
+        loss, _ = train.actor_loss(actor_params, critic_params, 0.3, nets, state, goal, valid, key)
+        mean, log_std = nets.actor.apply(actor_params, jnp.concatenate([state, goal], -1))
+        action, log_prob = train.tanh_gaussian_sample(key, mean, log_std)
+        q = train.critic_value(critic_params, nets, state, action, goal)
+        phi = nets.sa_encoder.apply(critic_params["sa_encoder"], jnp.concatenate([state, action], -1))
+        psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
+        grads = jax.grad(lambda p: train.actor_loss(p, critic_params, 0.3, nets, state, goal, valid, key)[0])(actor_params)
+        return loss, log_prob, q, train.l2_energy(phi, psi), grads
+
+    loss, log_prob, q, energy, grads = compute(actor_params, critic_params)
+    np.testing.assert_allclose(loss, jnp.mean(0.3 * log_prob - q), rtol=1e-5)
+    # The critic's value of a matched pair equals the diagonal of the pairwise energy.
+    np.testing.assert_allclose(q, jnp.diagonal(energy), rtol=1e-5)
+    assert all(jnp.isfinite(g).all() for g in jax.tree.leaves(grads))
+
+
+def test_best_of_k_policy_picks_highest_critic_value():
+    nets = small_nets()
+    obs_dim = 4
+    obs = jax.random.normal(jax.random.PRNGKey(0), (6, 7))
+    actor_params = nets.actor.init(jax.random.PRNGKey(2), obs)
+    critic_params = {
+        "sa_encoder": nets.sa_encoder.init(jax.random.PRNGKey(3), jnp.zeros((1, 6))),
+        "g_encoder": nets.g_encoder.init(jax.random.PRNGKey(4), jnp.zeros((1, 3))),
+    }
+    key = jax.random.PRNGKey(7)
+
+    @jax.jit
+    def compute(actor_params, critic_params):
+        best = train.make_policy(nets, obs_dim, 8)(actor_params, critic_params, obs, key)
+        mean, log_std = nets.actor.apply(actor_params, obs)
+        candidates = jax.vmap(lambda k: train.tanh_gaussian_sample(k, mean, log_std)[0])(jax.random.split(key, 8))
+        value = lambda a: train.critic_value(critic_params, nets, obs[:, :4], a, obs[:, 4:])  # noqa: E731
+        deterministic = train.make_policy(nets, obs_dim, 0)(actor_params, critic_params, obs, key)
+        return value(best), jax.vmap(value)(candidates), deterministic, jnp.tanh(mean)
+
+    chosen, scores, deterministic, tanh_mean = compute(actor_params, critic_params)
+    np.testing.assert_allclose(chosen, scores.max(0), rtol=1e-5)
+    assert (scores.max(0) > scores.min(0)).all()  # the choice mattered
+    np.testing.assert_allclose(deterministic, tanh_mean)
