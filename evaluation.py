@@ -23,6 +23,7 @@ from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import tyro
 from brax.envs.wrappers import training as brax_wrappers
 
 
@@ -57,7 +58,7 @@ def make_evaluator(env, policy: Callable, *, num_envs: int, episode_length: int)
 class EvalArgs:
     """Evaluate a saved checkpoint with the paper's protocol."""
 
-    checkpoint: str
+    checkpoint: tyro.conf.Positional[str]
     """Checkpoint file (ckpt_*.msgpack) or a run directory (its latest checkpoint)."""
     num_eval_envs: Optional[int] = None
     """Episodes to evaluate; None = the run's num_eval_envs."""
@@ -73,9 +74,7 @@ def main(args: Optional[list[str]] = None) -> dict:
     import dataclasses
     import json
 
-    import tyro
-
-    import train
+    import train  # imported here: train.py imports this module
 
     cli = tyro.cli(EvalArgs, args=args, use_underscores=True)
     config, payload = train.load_checkpoint(cli.checkpoint)
