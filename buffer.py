@@ -53,15 +53,11 @@ def init(capacity: int, num_envs: int, obs_dim: int, action_dim: int) -> ReplayB
     )
 
 
-def insert(
-    buffer: ReplayBuffer, state: jax.Array, action: jax.Array, episode: jax.Array
-) -> ReplayBuffer:
+def insert(buffer: ReplayBuffer, state: jax.Array, action: jax.Array, episode: jax.Array) -> ReplayBuffer:
     """Appends an unroll shaped [unroll_length, num_envs, ...], evicting the oldest rows."""
     unroll_length = state.shape[0]
     if unroll_length > buffer.capacity:
-        raise ValueError(
-            f"unroll of {unroll_length} steps does not fit a buffer of {buffer.capacity}"
-        )
+        raise ValueError(f"unroll of {unroll_length} steps does not fit a buffer of {buffer.capacity}")
     rows = (buffer.insert_pos + jnp.arange(unroll_length)) % buffer.capacity
     return buffer.replace(
         state=buffer.state.at[rows].set(state),
@@ -78,9 +74,7 @@ def physical_row(buffer: ReplayBuffer, logical: jax.Array) -> jax.Array:
     return (oldest + logical) % buffer.capacity
 
 
-def future_offsets(
-    key: jax.Array, episode: jax.Array, gamma: float
-) -> tuple[jax.Array, jax.Array]:
+def future_offsets(key: jax.Array, episode: jax.Array, gamma: float) -> tuple[jax.Array, jax.Array]:
     """Draws a hindsight-goal offset k >= 1 for every step of one window.
 
     `episode` holds the episode id of each of the window's T consecutive steps.
@@ -144,9 +138,7 @@ def sample_indices(
     def batched(x: jax.Array) -> jax.Array:
         return x.reshape(-1)[keep].reshape(num_batches, batch_size)
 
-    return SampleIndices(
-        row=batched(row), env=batched(env), goal_row=batched(goal_row), valid=batched(valid)
-    )
+    return SampleIndices(row=batched(row), env=batched(env), goal_row=batched(goal_row), valid=batched(valid))
 
 
 def gather(

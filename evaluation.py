@@ -87,7 +87,9 @@ def main(args: Optional[list[str]] = None) -> dict:
     }
     config = dataclasses.replace(config, **overrides)
     trainer = train.build(config)
-    metrics = trainer.evaluate(payload["actor_params"], payload["critic_params"], jax.random.PRNGKey(cli.seed))
+    metrics = trainer.evaluate(
+        payload["actor_params"], payload["critic_params"], jax.random.PRNGKey(cli.seed)
+    )
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
     print(json.dumps({"checkpoint_epoch": int(payload["epoch"]), **metrics}, indent=2))
     return metrics

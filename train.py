@@ -247,14 +247,20 @@ def validate(config: Config) -> None:
             )
     if config.min_replay_size > config.max_replay_size:
         raise ConfigError(
-            f"--min_replay_size {config.min_replay_size} exceeds --max_replay_size "
-            f"{config.max_replay_size}"
+            f"--min_replay_size {config.min_replay_size} exceeds --max_replay_size {config.max_replay_size}"
         )
     if config.unroll_length > config.max_replay_size:
         raise ConfigError(
             f"--unroll_length {config.unroll_length} exceeds --max_replay_size "
             f"{config.max_replay_size}: one unroll must fit in the buffer"
         )
+    devices = jax.device_count()
+    for name in ("num_envs", "num_eval_envs", "batch_size"):
+        if getattr(config, name) % devices:
+            raise ConfigError(
+                f"--{name} {getattr(config, name)} does not divide evenly over the {devices} "
+                f"devices that share the work; use a multiple of {devices}"
+            )
     for env_id in (config.env_id, config.eval_env_id or config.env_id):
         try:
             envs.check_id(env_id)
@@ -571,6 +577,40 @@ def make_policy(nets: Networks, obs_dim: int, mode: int):
 # =============================================================================
 
 
+class DataParallel(NamedTuple):
+    """Data parallelism over all devices: one mesh axis, "data".
+
+    Envs, the buffer's env axis and each SGD batch are split across devices;
+    parameters and optimizer states are replicated. The code stays written for
+    one global batch: these constraints tell XLA how to split it, and XLA adds
+    the collectives (gathering goal encodings for the InfoNCE logits, averaging
+    gradients). Random draws do not depend on the split, so 1 and N devices
+    compute the same numbers up to floating-point reassociation.
+    """
+
+    mesh: jax.sharding.Mesh
+
+    def _constrain(self, tree, spec):
+        sharding = jax.sharding.NamedSharding(self.mesh, spec)
+        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+
+    def envs(self, tree):
+        """Arrays whose leading axis is the env (or batch) axis."""
+        return self._constrain(tree, jax.sharding.PartitionSpec("data"))
+
+    def buffer(self, buf: replay.ReplayBuffer) -> replay.ReplayBuffer:
+        by_env = jax.sharding.PartitionSpec(None, "data")
+        return buf.replace(
+            state=self._constrain(buf.state, by_env),
+            action=self._constrain(buf.action, by_env),
+            episode=self._constrain(buf.episode, by_env),
+        )
+
+    def batches(self, tree):
+        """[num_batches, batch_size, ...] arrays: split the batch axis."""
+        return self._constrain(tree, jax.sharding.PartitionSpec(None, "data"))
+
+
 @struct.dataclass
 class TrainingState:
     actor_params: Any
@@ -640,6 +680,8 @@ def build(config: Config) -> Trainer:
         optax.adam(config.actor_lr), optax.adam(config.critic_lr), optax.adam(config.alpha_lr)
     )
     explore = make_policy(nets, derived.obs_dim, config.expl_actor)
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    shard = DataParallel(mesh)
     d, c = derived, config
 
     def init(key):
@@ -655,8 +697,8 @@ def build(config: Config) -> Trainer:
             alpha_opt=optimizers.alpha.init(log_alpha),
             key=k_train,
         )
-        env_state = train_env.reset(jax.random.split(k_env, c.num_envs))
-        buf = replay.init(c.max_replay_size, c.num_envs, d.obs_dim, d.action_dim)
+        env_state = shard.envs(train_env.reset(jax.random.split(k_env, c.num_envs)))
+        buf = shard.buffer(replay.init(c.max_replay_size, c.num_envs, d.obs_dim, d.action_dim))
         return ts, env_state, buf
 
     # --- data collection: unroll_length steps of all envs with the exploration actor
@@ -664,14 +706,14 @@ def build(config: Config) -> Trainer:
         def env_step(env_state, key):
             obs, episode_id = env_state.obs, env_state.info["episode_id"]
             action = explore(ts.actor_params, ts.critic_params, obs, key)
-            return train_env.step(env_state, action), (obs[:, : d.obs_dim], action, episode_id)
+            return shard.envs(train_env.step(env_state, action)), (obs[:, : d.obs_dim], action, episode_id)
 
         return jax.lax.scan(env_step, env_state, jax.random.split(key, c.unroll_length))
 
     def collect_and_store(ts, env_state, buf):
         key, k_collect = jax.random.split(ts.key)
         env_state, (state, action, episode) = collect(ts, env_state, k_collect)
-        return ts.replace(key=key), env_state, replay.insert(buf, state, action, episode)
+        return ts.replace(key=key), env_state, shard.buffer(replay.insert(buf, state, action, episode))
 
     @partial(jax.jit, donate_argnums=(0, 1, 2))
     def prefill(ts, env_state, buf):
@@ -683,7 +725,7 @@ def build(config: Config) -> Trainer:
 
     # --- one SGD step: actor and temperature first, then the critic
     def sgd_step(ts: TrainingState, buf, idx: replay.SampleIndices, key):
-        state, action, goal = replay.gather(buf, idx, d.goal_start, d.goal_end)
+        state, action, goal = shard.envs(replay.gather(buf, idx, d.goal_start, d.goal_end))
         alpha = 0.0 if c.disable_entropy else jnp.exp(ts.log_alpha)
 
         (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
@@ -729,13 +771,15 @@ def build(config: Config) -> Trainer:
     def training_step(carry, _):
         ts, env_state, buf = collect_and_store(*carry)
         key, k_sample, k_sgd = jax.random.split(ts.key, 3)
-        idx = replay.sample_indices(
-            buf,
-            k_sample,
-            window=d.window,
-            gamma=c.gamma,
-            num_batches=c.num_sgd_batches_per_training_step,
-            batch_size=c.batch_size,
+        idx = shard.batches(
+            replay.sample_indices(
+                buf,
+                k_sample,
+                window=d.window,
+                gamma=c.gamma,
+                num_batches=c.num_sgd_batches_per_training_step,
+                batch_size=c.batch_size,
+            )
         )
         sgd_keys = jax.random.split(k_sgd, c.num_sgd_batches_per_training_step)
         ts, metrics = jax.lax.scan(
@@ -884,10 +928,13 @@ def render_policy(trainer: Trainer, ts: TrainingState, run_dir: Path, key) -> li
         _, pipeline_states = jax.lax.scan(step, state, jax.random.split(k_act, c.vis_length))
         return pipeline_states
 
+    def frame(states, t, i):
+        return jax.tree.map(lambda x: x[t, i], states)
+
     states = jax.device_get(rollout(key))
     paths = []
     for i in range(c.num_render):
-        frames = [jax.tree.map(lambda x: x[t, i], states) for t in range(c.vis_length)]
+        frames = [frame(states, t, i) for t in range(c.vis_length)]
         path = run_dir / f"render_{i}.html"
         path.write_text(html.render(trainer.eval_env.sys, frames))
         paths.append(path)
@@ -945,7 +992,9 @@ def train(config: Config) -> dict:
             check_finite(train_metrics, epoch, last_checkpoint)
 
             t1 = time.time()
-            eval_metrics = trainer.evaluate(ts.actor_params, ts.critic_params, jax.random.fold_in(eval_key, epoch))
+            eval_metrics = trainer.evaluate(
+                ts.actor_params, ts.critic_params, jax.random.fold_in(eval_key, epoch)
+            )
             eval_metrics = {k: float(v) for k, v in jax.device_get(eval_metrics).items()}
             eval_time = time.time() - t1
             epoch_times.append(time.time() - t0)
@@ -983,7 +1032,9 @@ def train(config: Config) -> dict:
             if metrics_log.wandb is not None:
                 import wandb
 
-                metrics_log.wandb.log({f"vis/render_{i}": wandb.Html(p.read_text()) for i, p in enumerate(paths)})
+                metrics_log.wandb.log(
+                    {f"vis/render_{i}": wandb.Html(p.read_text()) for i, p in enumerate(paths)}
+                )
     finally:
         metrics_log.close()
     return {**record, "run_dir": str(run_dir)}

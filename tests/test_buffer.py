@@ -124,7 +124,9 @@ def test_sampled_windows_after_wrap_are_contiguous_and_goals_in_episode():
 
 def test_sample_draws_distinct_transitions():
     buf = filled_buffer(capacity=50, num_envs=4, steps=50, unroll=10)
-    idx = replay.sample_indices(buf, jax.random.PRNGKey(0), window=20, gamma=0.99, num_batches=8, batch_size=10)
+    idx = replay.sample_indices(
+        buf, jax.random.PRNGKey(0), window=20, gamma=0.99, num_batches=8, batch_size=10
+    )
     pairs = set(zip(np.asarray(idx.row).ravel().tolist(), np.asarray(idx.env).ravel().tolist()))
     assert len(pairs) == 80  # a permutation: no transition drawn twice in one step
 

@@ -42,7 +42,9 @@ def test_infonce_with_logsumexp_penalty_on_hand_values():
     valid = jnp.array([True, True, True])
     loss, metrics = train.infonce_loss(logits, valid, 0.1)
     np.testing.assert_allclose(loss, reference_infonce(logits, [True] * 3, 0.1), rtol=1e-6)
-    np.testing.assert_allclose(metrics["logsumexp"], np.mean(np.log(np.exp(np.asarray(logits)).sum(1))), rtol=1e-6)
+    np.testing.assert_allclose(
+        metrics["logsumexp"], np.mean(np.log(np.exp(np.asarray(logits)).sum(1))), rtol=1e-6
+    )
     row0, _ = train.infonce_loss(logits, jnp.array([True, False, False]), 0.1)
     np.testing.assert_allclose(row0, lse0 + 0.1 * lse0**2, rtol=1e-6)
     # Accuracy: rows 0 and 2 put their maximum on the diagonal, row 1 too (-0.5).
@@ -54,7 +56,9 @@ def test_infonce_without_penalty_and_masked_rows():
     valid = jnp.array([True, False, True, True, False, True])
     loss, metrics = train.infonce_loss(logits, valid, 0.0)
     np.testing.assert_allclose(loss, reference_infonce(logits, np.asarray(valid), 0.0), rtol=1e-5)
-    expected_acc = np.mean(np.argmax(np.asarray(logits), 1)[np.asarray(valid)] == np.arange(6)[np.asarray(valid)])
+    expected_acc = np.mean(
+        np.argmax(np.asarray(logits), 1)[np.asarray(valid)] == np.arange(6)[np.asarray(valid)]
+    )
     assert float(metrics["categorical_accuracy"]) == pytest.approx(expected_acc)
 
 
@@ -72,7 +76,9 @@ def test_tanh_gaussian_log_prob_matches_change_of_variables():
     log_std = jnp.array([[-0.5, 0.2], [0.0, -2.0]])
     action, log_prob = train.tanh_gaussian_sample(jax.random.PRNGKey(0), mean, log_std)
     u = np.arctanh(np.asarray(action, np.float64))
-    want = (stats.norm.logpdf(u, np.asarray(mean), np.exp(np.asarray(log_std))) - np.log(1 - np.tanh(u) ** 2)).sum(-1)
+    want = (
+        stats.norm.logpdf(u, np.asarray(mean), np.exp(np.asarray(log_std))) - np.log(1 - np.tanh(u) ** 2)
+    ).sum(-1)
     np.testing.assert_allclose(log_prob, want, rtol=1e-3, atol=1e-3)
     assert (np.abs(np.asarray(action)) < 1).all()
 
@@ -110,7 +116,10 @@ def small_nets(action_dim=2):
 
 def test_actor_loss_is_alpha_log_prob_minus_critic():
     nets = small_nets()
-    state, goal = jax.random.normal(jax.random.PRNGKey(0), (5, 4)), jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+    state, goal = (
+        jax.random.normal(jax.random.PRNGKey(0), (5, 4)),
+        jax.random.normal(jax.random.PRNGKey(1), (5, 3)),
+    )
     actor_params = nets.actor.init(jax.random.PRNGKey(2), jnp.zeros((1, 7)))
     critic_params = {
         "sa_encoder": nets.sa_encoder.init(jax.random.PRNGKey(3), jnp.zeros((1, 6))),
@@ -126,7 +135,9 @@ def test_actor_loss_is_alpha_log_prob_minus_critic():
         q = train.critic_value(critic_params, nets, state, action, goal)
         phi = nets.sa_encoder.apply(critic_params["sa_encoder"], jnp.concatenate([state, action], -1))
         psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
-        grads = jax.grad(lambda p: train.actor_loss(p, critic_params, 0.3, nets, state, goal, valid, key)[0])(actor_params)
+        grads = jax.grad(lambda p: train.actor_loss(p, critic_params, 0.3, nets, state, goal, valid, key)[0])(
+            actor_params
+        )
         return loss, log_prob, q, train.l2_energy(phi, psi), grads
 
     loss, log_prob, q, energy, grads = compute(actor_params, critic_params)
@@ -151,7 +162,9 @@ def test_best_of_k_policy_picks_highest_critic_value():
     def compute(actor_params, critic_params):
         best = train.make_policy(nets, obs_dim, 8)(actor_params, critic_params, obs, key)
         mean, log_std = nets.actor.apply(actor_params, obs)
-        candidates = jax.vmap(lambda k: train.tanh_gaussian_sample(k, mean, log_std)[0])(jax.random.split(key, 8))
+        candidates = jax.vmap(lambda k: train.tanh_gaussian_sample(k, mean, log_std)[0])(
+            jax.random.split(key, 8)
+        )
         value = lambda a: train.critic_value(critic_params, nets, obs[:, :4], a, obs[:, 4:])  # noqa: E731
         deterministic = train.make_policy(nets, obs_dim, 0)(actor_params, critic_params, obs, key)
         return value(best), jax.vmap(value)(candidates), deterministic, jnp.tanh(mean)

@@ -38,7 +38,11 @@ def test_actor_parameter_count(width, depth):
 def test_blocks_are_scanned_with_stacked_parameters():
     enc = train.Encoder(16, 64, 4, nn.swish, repr_dim=4)
     params = enc.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
-    kernels = [x for path, x in jax.tree_util.tree_leaves_with_path(params) if "blocks" in jax.tree_util.keystr(path) and x.ndim == 3]
+    kernels = [
+        x
+        for path, x in jax.tree_util.tree_leaves_with_path(params)
+        if "blocks" in jax.tree_util.keystr(path) and x.ndim == 3
+    ]
     # 4 Dense kernels per block, each stacked over the 16 blocks.
     assert len(kernels) == 4 and all(k.shape == (16, 16, 16) for k in kernels)
 
@@ -58,7 +62,7 @@ def reference_torso(params, x, skip, act=jax.nn.swish):
     for b in range(num_blocks):
         y = h
         for layer in range(max(skip, 1)):
-            y = dense_norm(jax.tree.map(lambda a: a[b], blocks[f"DenseNormAct_{layer}"]), y)
+            y = dense_norm(jax.tree.map(lambda a, b=b: a[b], blocks[f"DenseNormAct_{layer}"]), y)
         h = h + y if skip else y
     return h
 
@@ -85,7 +89,9 @@ def test_relu_option_is_used():
     x = jax.random.normal(jax.random.PRNGKey(1), (5, 7))
     swish_net, relu_net = train.Torso(16, 4, 4, nn.swish), train.Torso(16, 4, 4, nn.relu)
     params = swish_net.init(jax.random.PRNGKey(0), x)
-    np.testing.assert_allclose(relu_net.apply(params, x), reference_torso(params["params"], x, 4, jax.nn.relu), atol=2e-5)
+    np.testing.assert_allclose(
+        relu_net.apply(params, x), reference_torso(params["params"], x, 4, jax.nn.relu), atol=2e-5
+    )
     assert (relu_net.apply(params, x) != swish_net.apply(params, x)).any()
 
 
@@ -99,9 +105,7 @@ def test_actor_log_std_is_squashed_into_bounds():
     assert float(log_std.max() - log_std.min()) > 3.0  # the bounds are actually reached
 
 
-@pytest.mark.parametrize(
-    "field,depth,skip", [("critic", 6, 4), ("actor", 10, 4), ("critic", 9, 2)]
-)
+@pytest.mark.parametrize("field,depth,skip", [("critic", 6, 4), ("actor", 10, 4), ("critic", 9, 2)])
 def test_depth_must_be_a_multiple_of_the_block_size(field, depth, skip):
     config = train.Config(**{f"{field}_depth": depth, f"{field}_skip_connections": skip})
     with pytest.raises(train.ConfigError, match=f"--{field}_depth {depth} is not a multiple"):

@@ -108,7 +108,9 @@ def test_paper_readme_command_parses_unchanged():
 
 
 def test_dashes_and_boolean_values_parse():
-    config = train.parse_config(["--env-id", "reacher", "--track", "False", "--save-buffer", "1", "--use_relu", "true"])
+    config = train.parse_config(
+        ["--env-id", "reacher", "--track", "False", "--save-buffer", "1", "--use_relu", "true"]
+    )
     assert config.env_id == "reacher" and config.track is False
     assert config.save_buffer is True and config.use_relu is True
     with pytest.raises(SystemExit):
@@ -126,7 +128,9 @@ def test_defaults_are_the_papers_table_2():
 
 
 def test_help_lists_every_option():
-    result = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0
     for field in dataclasses.fields(train.Config):
         assert f"--{field.name}" in result.stdout, field.name
@@ -202,7 +206,9 @@ def test_checkpoint_round_trip_reproduces_evaluation(tiny_trainer, tmp_path):
     assert payload["epoch"] == 1 and payload["env_steps"] == 240
     for a, b in zip(jax.tree.leaves(ts.actor_params), jax.tree.leaves(payload["actor_params"])):
         np.testing.assert_array_equal(a, b)
-    again = jax.device_get(tiny_trainer.evaluate(payload["actor_params"], payload["critic_params"], jax.random.PRNGKey(2)))
+    again = jax.device_get(
+        tiny_trainer.evaluate(payload["actor_params"], payload["critic_params"], jax.random.PRNGKey(2))
+    )
     assert again == evals
     assert path.name == "ckpt_000001.msgpack"
 
@@ -226,7 +232,9 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 def test_non_finite_loss_stops_with_a_message(tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite actor_loss at epoch 7.*ckpt_000005"):
-        train.check_finite({"critic_loss": 1.0, "actor_loss": float("nan")}, 7, tmp_path / "ckpt_000005.msgpack")
+        train.check_finite(
+            {"critic_loss": 1.0, "actor_loss": float("nan")}, 7, tmp_path / "ckpt_000005.msgpack"
+        )
     train.check_finite({"critic_loss": 1.0}, 1, None)
 
 
@@ -250,11 +258,17 @@ def test_depth_1024_critic_and_512_actor_run_a_training_step():
     start = time.time()
     ts, env_state, buf = trainer.init(jax.random.PRNGKey(0))
     ts, env_state, buf = trainer.prefill(ts, env_state, buf)
-    before = np.asarray(ts.critic_params["sa_encoder"]["params"]["Torso_0"]["blocks"]["DenseNormAct_3"]["Dense_0"]["kernel"][-1])
+    before = np.asarray(
+        ts.critic_params["sa_encoder"]["params"]["Torso_0"]["blocks"]["DenseNormAct_3"]["Dense_0"]["kernel"][
+            -1
+        ]
+    )
     ts, env_state, buf, metrics = trainer.training_epoch(ts, env_state, buf)
     metrics = jax.device_get(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
-    kernel = ts.critic_params["sa_encoder"]["params"]["Torso_0"]["blocks"]["DenseNormAct_3"]["Dense_0"]["kernel"]
+    kernel = ts.critic_params["sa_encoder"]["params"]["Torso_0"]["blocks"]["DenseNormAct_3"]["Dense_0"][
+        "kernel"
+    ]
     assert kernel.shape == (256, 64, 64)  # 1024 layers = 256 scanned blocks of 4
     assert not np.allclose(before, kernel[-1])  # the deepest block received gradients
     assert time.time() - start < 600
@@ -281,7 +295,12 @@ def test_cli_end_to_end_run_and_evaluate_checkpoint(tmp_path):
     }
     env = {**os.environ, "WANDB_SILENT": "true"}
     result = subprocess.run(
-        [sys.executable, "train.py", *cli_args(config)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
+        [sys.executable, "train.py", *cli_args(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     epoch_lines = [line for line in result.stderr.splitlines() if " epoch " in f" {line.split(' ', 1)[-1]}"]
@@ -343,7 +362,9 @@ def test_reacher_learns_clearly_better_than_a_random_policy(tmp_path):
         run_root=str(tmp_path),
     )
     final = train.train(config)
-    records = [json.loads(line) for line in (Path(final["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (Path(final["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+    ]
     trained = np.mean([r["eval/episode_success"] for r in records[-2:]])
 
     env = train.make_env("reacher", config)
@@ -351,7 +372,9 @@ def test_reacher_learns_clearly_better_than_a_random_policy(tmp_path):
     def random_policy(actor_params, critic_params, obs, key):
         return jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
 
-    evaluate = evaluation.make_evaluator(env, random_policy, num_envs=config.num_eval_envs, episode_length=config.episode_length)
+    evaluate = evaluation.make_evaluator(
+        env, random_policy, num_envs=config.num_eval_envs, episode_length=config.episode_length
+    )
     random_success = np.mean(
         [float(evaluate(None, None, jax.random.PRNGKey(s))["eval/episode_success"]) for s in range(2)]
     )
@@ -375,3 +398,46 @@ def test_episode_ids_advance_exactly_at_episode_ends():
     ids, done = unroll(state)
     np.testing.assert_array_equal(ids[:, 0], [0, 0, 0, 1, 1, 1, 2, 2])
     np.testing.assert_array_equal(done[:, 1], [0, 0, 1, 0, 0, 1, 0, 0])
+
+
+# -- multi-device ---------------------------------------------------------------------------
+
+MULTI_DEVICE_SCRIPT = """
+import json, sys
+import jax
+sys.path.insert(0, {root!r})
+import train
+from tests.test_train import run_epochs, tiny_config
+assert jax.device_count() == 2, jax.devices()
+trainer = train.build(tiny_config())
+ts, buf, history, evals = run_epochs(trainer, seed=5, epochs=2)
+assert buf.state.sharding.spec == jax.sharding.PartitionSpec(None, "data")
+print(json.dumps({{"history": [{{k: float(v) for k, v in m.items()}} for m in history],
+                  "evals": {{k: float(v) for k, v in evals.items()}}}}))
+"""
+
+
+def test_two_devices_compute_the_same_losses_as_one(tiny_trainer):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", MULTI_DEVICE_SCRIPT.format(root=str(ROOT))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sharded = json.loads(result.stdout.strip().splitlines()[-1])
+    _, _, history, evals = run_epochs(tiny_trainer, seed=5, epochs=2)
+    for one, two in zip(history, sharded["history"], strict=True):
+        for key, value in one.items():
+            np.testing.assert_allclose(two[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+    for key, value in evals.items():
+        np.testing.assert_allclose(sharded["evals"][key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_sizes_must_divide_over_devices(monkeypatch):
+    monkeypatch.setattr(jax, "device_count", lambda: 3)
+    with pytest.raises(train.ConfigError, match="--num_envs 8 does not divide evenly over the 3 devices"):
+        train.validate(tiny_config())
