@@ -148,6 +148,12 @@ class Config:
     """Dense layers per actor residual block; 0 = plain MLP without skips."""
     use_relu: Bool = False
     """Use ReLU instead of Swish activations."""
+    remat: Bool = False
+    """Recompute residual blocks in the backward pass (gradient checkpointing): activation memory
+    stops growing with depth, for about one more forward pass of compute."""
+    matmul_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Dtype of the hidden layers' matmuls; parameters, LayerNorm, representations and InfoNCE
+    logits stay float32. bfloat16 is for GPUs/TPUs (slow on most CPUs)."""
 
     # --- entropy and action selection
     entropy_param: float = 0.5
@@ -172,6 +178,10 @@ class Config:
     """wandb group, e.g. to gather seeds of one configuration."""
     wandb_dir: Optional[str] = None
     """Where wandb writes its files; None = the run directory."""
+
+    compilation_cache_dir: Optional[str] = None
+    """Persistent XLA compilation cache; a later run of the same config (or a requeued job)
+    loads its compiled programs instead of compiling again. None = no cache."""
 
     # --- checkpoints and artefacts
     checkpoint: Bool = True
@@ -340,10 +350,12 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 class DenseNormAct(nn.Module):
     width: int
     activation: Callable[[jax.Array], jax.Array]
+    dtype: Any = jnp.float32  # matmul dtype; parameters and LayerNorm stay float32
 
     @nn.compact
     def __call__(self, x):
-        return self.activation(nn.LayerNorm()(nn.Dense(self.width, kernel_init=dense_init)(x)))
+        x = nn.Dense(self.width, kernel_init=dense_init, dtype=self.dtype)(x)
+        return self.activation(nn.LayerNorm(dtype=jnp.float32)(x))
 
 
 class ResidualBlock(nn.Module):
@@ -354,12 +366,13 @@ class ResidualBlock(nn.Module):
     layers: int
     activation: Callable[[jax.Array], jax.Array]
     residual: bool
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, h, _):
         x = h
         for _ in range(self.layers):
-            x = DenseNormAct(self.width, self.activation)(x)
+            x = DenseNormAct(self.width, self.activation, self.dtype)(x)
         return (h + x if self.residual else x), None
 
 
@@ -367,55 +380,54 @@ class Torso(nn.Module):
     """Input layer, then depth / block_size residual blocks.
 
     The blocks share one traced body under `nn.scan` (parameters stacked on a
-    leading axis), so compile time does not grow with depth.
+    leading axis), so compile time does not grow with depth. With `remat`, a
+    block's activations are recomputed in the backward pass instead of stored,
+    so activation memory no longer grows with depth.
     """
 
     width: int
     depth: int
     skip_connections: int
     activation: Callable[[jax.Array], jax.Array]
+    remat: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        h = DenseNormAct(self.width, self.activation)(x)
+        h = DenseNormAct(self.width, self.activation, self.dtype)(x)
         layers = self.skip_connections or 1
+        block = nn.remat(ResidualBlock, prevent_cse=False) if self.remat else ResidualBlock
         blocks = nn.scan(
-            ResidualBlock,
+            block,
             variable_axes={"params": 0},
             split_rngs={"params": True},
             length=self.depth // layers,
         )
-        h, _ = blocks(self.width, layers, self.activation, self.skip_connections > 0, name="blocks")(h, None)
+        residual = self.skip_connections > 0
+        h, _ = blocks(self.width, layers, self.activation, residual, self.dtype, name="blocks")(h, None)
         return h
 
 
 class Encoder(nn.Module):
-    """phi(s, a) (sa_encoder) or psi(g) (g_encoder): torso + linear map to repr_dim."""
+    """phi(s, a) (sa_encoder) or psi(g) (g_encoder): torso + linear map to repr_dim (float32)."""
 
-    width: int
-    depth: int
-    skip_connections: int
-    activation: Callable[[jax.Array], jax.Array]
+    torso: Torso
     repr_dim: int
 
     @nn.compact
     def __call__(self, x):
-        h = Torso(self.width, self.depth, self.skip_connections, self.activation)(x)
-        return nn.Dense(self.repr_dim, kernel_init=dense_init)(h)
+        return nn.Dense(self.repr_dim, kernel_init=dense_init)(self.torso(x))
 
 
 class Actor(nn.Module):
     """pi(a | s, g): torso + Gaussian heads; log-std squashed into [LOG_STD_MIN, LOG_STD_MAX]."""
 
-    width: int
-    depth: int
-    skip_connections: int
-    activation: Callable[[jax.Array], jax.Array]
+    torso: Torso
     action_dim: int
 
     @nn.compact
     def __call__(self, state_goal):
-        h = Torso(self.width, self.depth, self.skip_connections, self.activation)(state_goal)
+        h = self.torso(state_goal)
         mean = nn.Dense(self.action_dim, kernel_init=dense_init)(h)
         log_std = jnp.tanh(nn.Dense(self.action_dim, kernel_init=dense_init)(h))
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1.0)
@@ -430,23 +442,22 @@ class Networks(NamedTuple):
 
 def make_networks(config: Config, derived: Derived) -> Networks:
     activation = nn.relu if config.use_relu else nn.swish
-    critic = dict(
-        width=config.critic_network_width,
-        depth=config.critic_depth,
-        skip_connections=config.critic_skip_connections,
-        activation=activation,
-        repr_dim=config.repr_dim,
-    )
-    return Networks(
-        actor=Actor(
-            config.actor_network_width,
-            config.actor_depth,
-            config.actor_skip_connections,
+    dtype = jnp.dtype(config.matmul_dtype)
+
+    def torso(net: str) -> Torso:
+        return Torso(
+            getattr(config, f"{net}_network_width"),
+            getattr(config, f"{net}_depth"),
+            getattr(config, f"{net}_skip_connections"),
             activation,
-            derived.action_dim,
-        ),
-        sa_encoder=Encoder(**critic),
-        g_encoder=Encoder(**critic),
+            config.remat,
+            dtype,
+        )
+
+    return Networks(
+        actor=Actor(torso("actor"), derived.action_dim),
+        sa_encoder=Encoder(torso("critic"), config.repr_dim),
+        g_encoder=Encoder(torso("critic"), config.repr_dim),
     )
 
 
@@ -961,8 +972,16 @@ def format_eta(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def use_compilation_cache(directory: str) -> None:
+    jax.config.update("jax_compilation_cache_dir", directory)
+    # Cache every program that took over a second to compile: the epoch, prefill, evaluation.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def train(config: Config) -> dict:
     """Runs a whole experiment; returns the last epoch's metrics record."""
+    if config.compilation_cache_dir:
+        use_compilation_cache(config.compilation_cache_dir)
     trainer = build(config)
     d, c = trainer.derived, config
     run_dir = make_run_dir(c)

@@ -109,8 +109,8 @@ def test_alpha_loss_gradient_sign():
 
 
 def small_nets(action_dim=2):
-    actor = train.Actor(16, 4, 4, nn.swish, action_dim)
-    enc = lambda: train.Encoder(16, 4, 4, nn.swish, repr_dim=8)  # noqa: E731
+    actor = train.Actor(train.Torso(16, 4, 4, nn.swish), action_dim)
+    enc = lambda: train.Encoder(train.Torso(16, 4, 4, nn.swish), repr_dim=8)  # noqa: E731
     return train.Networks(actor, enc(), enc())
 
 

@@ -23,20 +23,20 @@ def torso_params(in_dim: int, width: int, depth: int) -> int:
     "width,depth,skip", [(32, 4, 4), (16, 8, 4), (8, 64, 4), (16, 6, 2), (16, 3, 0), (24, 12, 6)]
 )
 def test_encoder_parameter_count(width, depth, skip):
-    enc = train.Encoder(width, depth, skip, nn.swish, repr_dim=5)
+    enc = train.Encoder(train.Torso(width, depth, skip, nn.swish), repr_dim=5)
     params = enc.init(jax.random.PRNGKey(0), jnp.zeros((1, 7)))
     assert count(params) == torso_params(7, width, depth) + width * 5 + 5
 
 
 @pytest.mark.parametrize("width,depth", [(32, 4), (16, 16)])
 def test_actor_parameter_count(width, depth):
-    actor = train.Actor(width, depth, 4, nn.swish, action_dim=3)
+    actor = train.Actor(train.Torso(width, depth, 4, nn.swish), action_dim=3)
     params = actor.init(jax.random.PRNGKey(0), jnp.zeros((1, 9)))
     assert count(params) == torso_params(9, width, depth) + 2 * (width * 3 + 3)
 
 
 def test_blocks_are_scanned_with_stacked_parameters():
-    enc = train.Encoder(16, 64, 4, nn.swish, repr_dim=4)
+    enc = train.Encoder(train.Torso(16, 64, 4, nn.swish), repr_dim=4)
     params = enc.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
     kernels = [
         x
@@ -96,7 +96,7 @@ def test_relu_option_is_used():
 
 
 def test_actor_log_std_is_squashed_into_bounds():
-    actor = train.Actor(16, 4, 4, nn.swish, action_dim=2)
+    actor = train.Actor(train.Torso(16, 4, 4, nn.swish), action_dim=2)
     x = jnp.concatenate([jnp.full((1, 6), 1e4), jnp.full((1, 6), -1e4), jnp.zeros((1, 6))])
     params = actor.init(jax.random.PRNGKey(0), x)
     params = jax.tree.map(lambda p: p * 50.0, params)  # push pre-activations to the extremes
@@ -114,3 +114,39 @@ def test_depth_must_be_a_multiple_of_the_block_size(field, depth, skip):
 
 def test_plain_mlp_accepts_any_depth():
     train.validate(train.Config(critic_depth=7, critic_skip_connections=0))
+
+
+def test_remat_gives_the_same_values_and_gradients():
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 7))
+    plain, remat = train.Torso(16, 8, 4, nn.swish), train.Torso(16, 8, 4, nn.swish, remat=True)
+    params = plain.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.structure(params) == jax.tree.structure(remat.init(jax.random.PRNGKey(0), x))
+
+    def loss(module):
+        return jax.jit(jax.value_and_grad(lambda p: jnp.sum(module.apply(p, x) ** 2)))(params)
+
+    (v_plain, g_plain), (v_remat, g_remat) = loss(plain), loss(remat)
+    np.testing.assert_allclose(v_plain, v_remat, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g_plain), jax.tree.leaves(g_remat), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # recomputation reorders float ops
+
+
+def test_bfloat16_matmuls_keep_float32_params_and_outputs():
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 7))
+    enc32 = train.Encoder(train.Torso(32, 8, 4, nn.swish), repr_dim=4)
+    enc16 = train.Encoder(train.Torso(32, 8, 4, nn.swish, dtype=jnp.bfloat16), repr_dim=4)
+    params = enc32.init(jax.random.PRNGKey(0), x)
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(enc16.init(jax.random.PRNGKey(0), x)))
+    out16, out32 = enc16.apply(params, x), enc32.apply(params, x)
+    assert out16.dtype == jnp.float32
+    assert not np.array_equal(out16, out32)  # the matmuls really ran in bfloat16
+    np.testing.assert_allclose(out16, out32, rtol=0.1, atol=0.1)
+
+
+def test_networks_follow_the_config():
+    config = train.Config(remat=True, matmul_dtype="bfloat16", critic_depth=8, actor_network_width=32)
+    derived = train.Derived(10, 4, 7, 2, 1, 1, 1, 1, -1.0)
+    nets = train.make_networks(config, derived)
+    assert nets.sa_encoder.torso.remat and nets.sa_encoder.torso.dtype == jnp.bfloat16
+    assert (nets.sa_encoder.torso.depth, nets.actor.torso.width) == (8, 32)
+    assert nets.sa_encoder.torso is not nets.g_encoder.torso

@@ -245,6 +245,7 @@ def test_depth_1024_critic_and_512_actor_run_a_training_step():
     config = tiny_config(
         actor_depth=512,
         critic_depth=1024,
+        remat=True,
         actor_network_width=64,
         critic_network_width=64,
         num_envs=4,
@@ -259,14 +260,12 @@ def test_depth_1024_critic_and_512_actor_run_a_training_step():
     ts, env_state, buf = trainer.init(jax.random.PRNGKey(0))
     ts, env_state, buf = trainer.prefill(ts, env_state, buf)
     before = np.asarray(
-        ts.critic_params["sa_encoder"]["params"]["Torso_0"]["blocks"]["DenseNormAct_3"]["Dense_0"]["kernel"][
-            -1
-        ]
+        ts.critic_params["sa_encoder"]["params"]["torso"]["blocks"]["DenseNormAct_3"]["Dense_0"]["kernel"][-1]
     )
     ts, env_state, buf, metrics = trainer.training_epoch(ts, env_state, buf)
     metrics = jax.device_get(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
-    kernel = ts.critic_params["sa_encoder"]["params"]["Torso_0"]["blocks"]["DenseNormAct_3"]["Dense_0"][
+    kernel = ts.critic_params["sa_encoder"]["params"]["torso"]["blocks"]["DenseNormAct_3"]["Dense_0"][
         "kernel"
     ]
     assert kernel.shape == (256, 64, 64)  # 1024 layers = 256 scanned blocks of 4
@@ -441,3 +440,15 @@ def test_sizes_must_divide_over_devices(monkeypatch):
     monkeypatch.setattr(jax, "device_count", lambda: 3)
     with pytest.raises(train.ConfigError, match="--num_envs 8 does not divide evenly over the 3 devices"):
         train.validate(tiny_config())
+
+
+def test_compilation_cache_option_points_jax_at_the_directory(tmp_path):
+    before = jax.config.jax_compilation_cache_dir
+    before_min_time = jax.config.jax_persistent_cache_min_compile_time_secs
+    try:
+        train.use_compilation_cache(str(tmp_path))
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path)
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before_min_time)
