@@ -672,6 +672,7 @@ class Trainer(NamedTuple):
     prefill: Callable  # (ts, env_state, buffer) -> same
     training_epoch: Callable  # (ts, env_state, buffer) -> same + metrics
     evaluate: Callable  # (actor_params, critic_params, key) -> metrics
+    update: Callable  # (ts, buffer) -> (ts, metrics): one training step's SGD alone (benchmarks)
 
 
 def build(config: Config) -> Trainer:
@@ -778,9 +779,8 @@ def build(config: Config) -> Trainer:
         }
         return ts, metrics
 
-    # --- one training step: collect, store, sample goals, scan the SGD steps
-    def training_step(carry, _):
-        ts, env_state, buf = collect_and_store(*carry)
+    # --- the update of one training step: sample goals, scan the SGD steps
+    def update(ts: TrainingState, buf):
         key, k_sample, k_sgd = jax.random.split(ts.key, 3)
         idx = shard.batches(
             replay.sample_indices(
@@ -796,7 +796,13 @@ def build(config: Config) -> Trainer:
         ts, metrics = jax.lax.scan(
             lambda ts, xs: sgd_step(ts, buf, *xs), ts.replace(key=key), (idx, sgd_keys)
         )
-        return (ts, env_state, buf), jax.tree.map(jnp.mean, metrics)
+        return ts, jax.tree.map(jnp.mean, metrics)
+
+    # --- one training step: collect and store an unroll, then update
+    def training_step(carry, _):
+        ts, env_state, buf = collect_and_store(*carry)
+        ts, metrics = update(ts, buf)
+        return (ts, env_state, buf), metrics
 
     @partial(jax.jit, donate_argnums=(0, 1, 2))
     def training_epoch(ts, env_state, buf):
@@ -811,7 +817,9 @@ def build(config: Config) -> Trainer:
         num_envs=c.num_eval_envs,
         episode_length=c.episode_length,
     )
-    return Trainer(c, d, env, eval_env, nets, jax.jit(init), prefill, training_epoch, evaluator)
+    return Trainer(
+        c, d, env, eval_env, nets, jax.jit(init), prefill, training_epoch, evaluator, jax.jit(update)
+    )
 
 
 # =============================================================================

@@ -1,0 +1,197 @@
+"""Benchmark harness: where a training run's time and memory go.
+
+For one config it measures, and prints and writes as JSON:
+  compile_s         tracing + XLA compilation of the training epoch
+  collect_sps       env steps/s of data collection alone (stochastic actor, buffer insert)
+  sgd_steps_per_s   SGD steps/s of the update alone (goal sampling + actor/alpha/critic steps)
+  train_sps         env steps/s of whole training epochs, end to end
+  update_tflops     achieved TFLOP/s of the update, from an analytic count of its matmuls
+  peak_rss_gib      peak host memory of the process; peak_device_gib on GPUs
+and prints each against the paper's code where a figure for it exists (ratios).
+
+    uv run bench.py --env_id ant --num_envs 128 --batch_size 256 \\
+        --num_sgd_batches_per_training_step 100 --depths 4 16 64
+
+`--depths` sweeps actor and critic depth together, one fresh process per depth
+(so peak memory and compile time are per depth), and prints one table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Annotated, Optional
+
+import jax
+import tyro
+
+import train
+
+# The paper's code measured on a 2-core CPU (ant, 128 envs, unroll 62, batch 256,
+# 100 SGD batches per training step, width 256, episode 1000): issue #4.
+REFERENCE_SETUP = {
+    "env_id": "ant",
+    "num_envs": 128,
+    "batch_size": 256,
+    "sgd_steps_per_training_step": 100,
+    "width": 256,
+    "device": "cpu",
+}
+REFERENCE_CPU = {
+    4: {"train_sps": 1158, "sgd_steps_per_s": 14.6, "peak_rss_gib": 2.3, "epoch_s": 68.5},
+    16: {"train_sps": 770, "sgd_steps_per_s": 9.7, "peak_rss_gib": 2.6, "epoch_s": 103.0},
+}
+
+
+@dataclass
+class Bench:
+    """Benchmark a training configuration (all train.py flags apply)."""
+
+    config: Annotated[train.Config, tyro.conf.OmitArgPrefixes]
+    depths: tuple[int, ...] = ()
+    """Sweep actor and critic depth over these values, one process each; empty = the config's depths."""
+    epochs: int = 2
+    """Timed epochs after the compiling one."""
+    json_out: Optional[str] = "bench.json"
+    """Where to write the results as JSON; None = do not write."""
+
+
+def network_flops(batch: int, in_dim: int, width: int, depth: int, out_dim: int) -> float:
+    """Matmul FLOPs of one forward pass (2 per multiply-add)."""
+    return 2.0 * batch * (in_dim * width + depth * width * width + width * out_dim)
+
+
+def update_flops(config: train.Config, d: train.Derived) -> float:
+    """Matmul FLOPs of one SGD step, counted from the losses' structure.
+
+    Actor loss: actor forward + backward (3 passes), the critic's sa_encoder
+    forward plus the backward to its input (2), g_encoder forward (1). Critic
+    loss: both encoders forward + backward (3 each). The B x B energy is small
+    next to the networks and is left out.
+    """
+    b, goal = config.batch_size, d.goal_end - d.goal_start
+    actor = network_flops(
+        b, d.obs_dim + goal, config.actor_network_width, config.actor_depth, 2 * d.action_dim
+    )
+    sa = network_flops(
+        b, d.obs_dim + d.action_dim, config.critic_network_width, config.critic_depth, config.repr_dim
+    )
+    g = network_flops(b, goal, config.critic_network_width, config.critic_depth, config.repr_dim)
+    return 3 * actor + (2 + 3) * sa + (1 + 3) * g
+
+
+def device_peak_gib() -> Optional[float]:
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return peak / 2**30 if peak else None
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - start
+
+
+def measure(config: train.Config, epochs: int) -> dict:
+    trainer = train.build(config)
+    d = trainer.derived
+    ts, env_state, buf = trainer.init(jax.random.PRNGKey(config.seed))
+    (ts, env_state, buf), _ = timed(trainer.prefill, ts, env_state, buf)  # compiles
+    # Collection alone: a second prefill, now compiled (the buffer just keeps filling).
+    (ts, env_state, buf), collect_s = timed(trainer.prefill, ts, env_state, buf)
+
+    start = time.perf_counter()
+    epoch = trainer.training_epoch.lower(ts, env_state, buf).compile()
+    compile_s = time.perf_counter() - start
+
+    # Update alone: one training step's SGD steps on the filled buffer.
+    _, _ = timed(trainer.update, ts, buf)  # compiles
+    update_s = min(timed(trainer.update, ts, buf)[1] for _ in range(3))
+
+    epoch_times = []
+    for _ in range(epochs):
+        (ts, env_state, buf, _), seconds = timed(epoch, ts, env_state, buf)
+        epoch_times.append(seconds)
+    epoch_s = min(epoch_times)
+    flops = update_flops(config, d) * config.num_sgd_batches_per_training_step
+    return {
+        "env_id": config.env_id,
+        "actor_depth": config.actor_depth,
+        "critic_depth": config.critic_depth,
+        "width": config.critic_network_width,
+        "num_envs": config.num_envs,
+        "batch_size": config.batch_size,
+        "sgd_steps_per_training_step": config.num_sgd_batches_per_training_step,
+        "device": jax.devices()[0].device_kind,
+        "device_count": jax.device_count(),
+        "compile_s": compile_s,
+        "collect_sps": d.prefill_env_steps / collect_s,
+        "sgd_steps_per_s": config.num_sgd_batches_per_training_step / update_s,
+        "train_sps": d.training_steps_per_epoch * d.env_steps_per_training_step / epoch_s,
+        "epoch_s": epoch_s,
+        "update_tflops": flops / update_s / 1e12,
+        "update_gflop_per_sgd_step": update_flops(config, d) / 1e9,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_device_gib": device_peak_gib(),
+    }
+
+
+COLUMNS = [
+    ("critic_depth", "depth", "{:d}"),
+    ("compile_s", "compile s", "{:.1f}"),
+    ("collect_sps", "collect sps", "{:,.0f}"),
+    ("sgd_steps_per_s", "SGD steps/s", "{:.1f}"),
+    ("train_sps", "train sps", "{:,.0f}"),
+    ("update_tflops", "update TFLOP/s", "{:.3f}"),
+    ("peak_rss_gib", "peak RSS GiB", "{:.2f}"),
+]
+
+
+def print_table(results: list[dict]) -> None:
+    header = [title for _, title, _ in COLUMNS] + ["vs paper's code (CPU)"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in results:
+        cells = [fmt.format(r[key]) for key, _, fmt in COLUMNS]
+        same_setup = all(r[k] == v for k, v in REFERENCE_SETUP.items())
+        ref = REFERENCE_CPU.get(r["critic_depth"]) if same_setup else None
+        if ref:
+            cells.append(
+                f"train sps x{r['train_sps'] / ref['train_sps']:.2f}, "
+                f"SGD x{r['sgd_steps_per_s'] / ref['sgd_steps_per_s']:.2f}, "
+                f"RSS x{r['peak_rss_gib'] / ref['peak_rss_gib']:.2f}"
+            )
+        else:
+            cells.append("-")
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    args = tyro.cli(Bench, use_underscores=True)
+    config = dataclasses.replace(args.config, track=False, checkpoint=False, capture_vis=False)
+    if not args.depths:
+        results = [measure(config, args.epochs)]
+    else:
+        results = []
+        for depth in args.depths:  # a fresh process per depth: clean peak memory and caches
+            one = dataclasses.replace(config, actor_depth=depth, critic_depth=depth)
+            flags = [a for f in dataclasses.fields(one) for a in (f"--{f.name}", str(getattr(one, f.name)))]
+            cmd = [sys.executable, __file__, *flags, "--epochs", str(args.epochs), "--json_out", "None"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+            print(f"depth {depth} done", file=sys.stderr)
+    print_table(results)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(results, f, indent=2)
+    if not args.depths:
+        print(json.dumps(results[0]))
+
+
+if __name__ == "__main__":
+    main()

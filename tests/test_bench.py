@@ -1,0 +1,25 @@
+"""The benchmark harness: FLOP count and one measurement on a tiny config."""
+
+import numpy as np
+
+import bench
+import train
+from tests.test_train import tiny_config
+
+
+def test_update_flops_counts_every_pass():
+    config = tiny_config(batch_size=2, actor_depth=4, critic_depth=8, repr_dim=3)
+    d = train.Derived(obs_dim=5, goal_start=0, goal_end=2, action_dim=1, env_steps_per_training_step=1,
+                      prefill_unrolls=1, training_steps_per_epoch=1, window=1, target_entropy=-0.5)  # fmt: skip
+    w = 16
+    actor = 2 * 2 * (7 * w + 4 * w * w + w * 2)  # [state|goal] -> mean and log-std
+    sa = 2 * 2 * (6 * w + 8 * w * w + w * 3)  # [state|action] -> repr
+    g = 2 * 2 * (2 * w + 8 * w * w + w * 3)  # goal -> repr
+    assert bench.update_flops(config, d) == 3 * actor + 5 * sa + 4 * g
+
+
+def test_measure_reports_positive_figures():
+    result = bench.measure(tiny_config(), epochs=1)
+    for key in ("compile_s", "collect_sps", "sgd_steps_per_s", "train_sps", "update_tflops", "peak_rss_gib"):
+        assert np.isfinite(result[key]) and result[key] > 0, key
+    assert result["critic_depth"] == 4 and result["device"] == "cpu"
