@@ -10,12 +10,33 @@ from __future__ import annotations
 from typing import Callable
 
 from envs.ant import Ant
+from envs.ant_maze import registry as _ant_maze_registry
+from envs.arm import (
+    ArmBinpickEasy,
+    ArmBinpickHard,
+    ArmGrasp,
+    ArmPushEasy,
+    ArmPushHard,
+    ArmReach,
+)
 from envs.base import GoalEnv, goal_metrics
 from envs.reacher import Reacher
+from envs.simple_maze import registry as _simple_maze_registry
 
 _REGISTRY: dict[str, Callable[..., GoalEnv]] = {
     "ant": Ant,
     "reacher": Reacher,
+    # Mazes other than humanoid's (layouts in envs/maze.py): ant_<layout>,
+    # ant_<layout>_gen_<cfg> (envs/ant_maze.py), simple_<layout> (envs/simple_maze.py).
+    **_ant_maze_registry(),
+    **_simple_maze_registry(),
+    # Manipulation (Panda-like arm, mjx only; envs/arm.py).
+    "arm_binpick_easy": ArmBinpickEasy,
+    "arm_binpick_hard": ArmBinpickHard,
+    "arm_grasp": ArmGrasp,
+    "arm_push_easy": ArmPushEasy,
+    "arm_push_hard": ArmPushHard,
+    "arm_reach": ArmReach,
 }
 
 ENV_IDS: tuple[str, ...] = tuple(sorted(_REGISTRY))

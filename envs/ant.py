@@ -85,20 +85,28 @@ class Ant(GoalEnv):
     success_easy_radius = 2.0
     healthy_z_range = (0.2, 1.0)
 
-    def __init__(self, backend: str = "spring", goal_distance: float = 10.0, **kwargs):
-        sys = self._configure(tree_to_system(ant_tree()), backend)
+    def __init__(
+        self,
+        backend: str = "spring",
+        goal_distance: float = 10.0,
+        timestep: float | None = None,
+        **kwargs,
+    ):
+        sys = self._configure(tree_to_system(ant_tree()), backend, timestep)
         kwargs.setdefault("n_frames", _BACKEND_SETTINGS[backend][1])
         super().__init__(sys=sys, backend=backend, **kwargs)
         self.goal_distance = goal_distance
 
     @staticmethod
-    def _configure(sys: base.System, backend: str) -> base.System:
-        """Applies the per-backend physics settings (see class docstring)."""
+    def _configure(sys: base.System, backend: str, timestep: float | None = None) -> base.System:
+        """Applies the per-backend physics settings (see class docstring); `timestep`
+        overrides the backend's physics timestep."""
         if backend not in _BACKEND_SETTINGS:
             raise ValueError(
                 f"ant backend must be one of {sorted(_BACKEND_SETTINGS)}, got {backend!r}"
             )
-        timestep, _, extra = _BACKEND_SETTINGS[backend]
+        default_timestep, _, extra = _BACKEND_SETTINGS[backend]
+        timestep = timestep if timestep is not None else default_timestep
         if timestep is not None:
             sys = sys.tree_replace({"opt.timestep": timestep})
         if extra:

@@ -55,7 +55,7 @@ def cli_args(config_dict: dict) -> list[str]:
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (dict(env_id="no_such_env"), "unknown env_id 'no_such_env'; valid ids: ant, reacher"),
+        (dict(env_id="no_such_env"), "unknown env_id 'no_such_env'; valid ids: ant, .*reacher"),
         (dict(critic_depth=6), "--critic_depth 6 is not a multiple of the residual block size 4"),
         (dict(actor_depth=0), "--actor_depth must be positive"),
         (dict(num_envs=0), "--num_envs must be positive"),

@@ -1,0 +1,201 @@
+"""Tests for the manipulation tasks (`envs/arm.py`, `envs/panda.py`).
+
+MJX steps of the arm are expensive to compile on a CPU, so exactly one
+program is compiled for physics: reset + an edit of the cube position + a
+scanned, vmapped rollout of `arm_push_easy` (B envs, T steps). Every physics
+test reads that one rollout; the other tasks are checked with
+`jax.eval_shape` (tracing only) and with their reset distribution (no physics).
+
+Rollout batch: env 0 and 1 hold fixed actions that differ in the joint1
+command and the gripper; env 2 starts with the cube on its goal and env 3
+with the cube 0.3 m from it; envs 2 and 3 take uniform random actions.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jp
+import numpy as np
+import pytest
+
+import envs
+from envs import arm
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Brax System, piplines:UserWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:brax"),
+]
+
+# env id -> (observation size, obs_dim, goal_start, goal_end, action size), from the spec (SCRL).
+EXPECTED_LAYOUT = {
+    "arm_reach": (16, 13, 7, 10, 4),
+    "arm_grasp": (30, 23, 16, 23, 5),
+    "arm_push_easy": (20, 17, 0, 3, 5),
+    "arm_push_hard": (20, 17, 0, 3, 5),
+    "arm_binpick_easy": (20, 17, 0, 3, 5),
+    "arm_binpick_hard": (20, 17, 0, 3, 5),
+}
+
+# env id -> (cube centre xy, cube noise, goal centre xyz, goal noise per axis), from the spec.
+RESET_RANGES = {
+    "arm_push_easy": ((-0.1, 0.6), 0.1, (0.1, 0.6, 0.03), (0.1, 0.1, 0.0)),
+    "arm_push_hard": ((-0.25, 0.65), 0.25, (0.25, 0.65, 0.03), (0.25, 0.25, 0.0)),
+    "arm_binpick_easy": ((-0.15, 0.6), 0.09, (0.17, 0.6, 0.03), (0.09, 0.09, 0.0)),
+    "arm_binpick_hard": ((-0.3, 0.6), 0.15, (0.3, 0.6, 0.03), (0.15, 0.15, 0.0)),
+    "arm_reach": (None, None, (0.0, 0.5, 0.3), (0.2, 0.2, 0.2)),
+    "arm_grasp": ((0.0, 0.6), 0.3, None, None),
+}
+
+TASK = "arm_push_easy"
+B, T = 4, 24  # 24 env steps = 1.2 s of simulated time
+A0 = (-0.6, 0.6)  # joint1 commands of envs 0 and 1
+FAR = 0.3  # env 3's cube offset from its goal (x)
+
+
+def _joint1_target(a0: float) -> float:
+    low, high = 0.3491, 2.7925
+    return low + 0.5 * (a0 + 1.0) * (high - low)
+
+
+@functools.cache
+def _rollout():
+    """(env, reset obs [B], obs [T, B], metrics [T, B]) of the one compiled program."""
+    env = envs.make(TASK)
+    vstep = jax.vmap(env.step)
+
+    @jax.jit
+    def run(keys, actions):
+        state = jax.vmap(env.reset)(keys)
+        reset_obs = state.obs
+        q = state.pipeline_state.q
+        goal = reset_obs[:, env.obs_dim :]
+        cube = q[:, 0:3]
+        cube = cube.at[2].set(goal[2])
+        cube = cube.at[3].set(goal[3] + jp.array([FAR, 0.0, 0.0]))
+        q = q.at[:, 0:3].set(cube)
+        state = state.replace(pipeline_state=state.pipeline_state.replace(q=q, qpos=q))
+
+        def body(s, a):
+            s = vstep(s, a)
+            return s, (s.obs, s.metrics)
+
+        _, (obs, metrics) = jax.lax.scan(body, state, actions)
+        return reset_obs, obs, metrics
+
+    actions = jax.random.uniform(jax.random.PRNGKey(1), (T, B, env.action_size), minval=-1.0, maxval=1.0)
+    held = jp.array([[A0[0], 0.0, 0.0, 0.0, 1.0], [A0[1], 0.0, 0.0, 0.0, -1.0]])
+    actions = actions.at[:, 0:2].set(held)
+    out = run(jax.random.split(jax.random.PRNGKey(0), B), actions)
+    return (env, *jax.tree.map(np.asarray, out))
+
+
+def test_registry_and_layout_of_every_arm_id():
+    arm_ids = sorted(i for i in envs.ENV_IDS if i.startswith("arm_"))
+    assert arm_ids == sorted(EXPECTED_LAYOUT)
+    for env_id, (obs_size, obs_dim, g0, g1, act) in EXPECTED_LAYOUT.items():
+        env = envs.make(env_id)
+        assert (env.obs_dim, env.goal_start, env.goal_end, env.action_size) == (obs_dim, g0, g1, act)
+        assert env.goal_dim == obs_size - obs_dim
+        assert env.backend == "mjx" and env.dt == pytest.approx(0.05)
+        state = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+        assert state.obs.shape == (obs_size,)
+        stepped = jax.eval_shape(env.step, state, jp.zeros(act))
+        assert stepped.obs.shape == (obs_size,)
+        assert {"success", "dist", "success_easy", "success_hard"} <= set(stepped.metrics)
+
+
+def test_only_mjx_backend():
+    with pytest.raises(ValueError, match="mjx"):
+        envs.make("arm_push_easy", backend="spring")
+
+
+def test_physics_settings():
+    env = envs.make("arm_binpick_hard")
+    opt = env.sys.mj_model.opt
+    assert (opt.timestep, opt.iterations, opt.ls_iterations, opt.impratio) == (0.002, 6, 12, 10.0)
+    assert env.sys.mj_model.nu == 9 and env.sys.mj_model.nq == 23
+    assert envs.make("arm_reach", timestep=0.001).sys.opt.timestep == pytest.approx(0.001)
+
+
+def test_action_mapping():
+    env = envs.make("arm_push_easy")
+    ctrl = np.asarray(env.action_to_ctrl(jp.array([-1.0, 1.0, -1.0, 1.0, 0.5])))
+    np.testing.assert_allclose(ctrl, [0.3491, 1.48353, 0, -3.0718, 0, 3.7525, 1.4487, 0, 0], atol=1e-6)
+    ctrl = np.asarray(env.action_to_ctrl(jp.array([3.0, -3.0, 0.0, 0.0, -0.1])))  # clipped
+    np.testing.assert_allclose(ctrl[[0, 1, 7, 8]], [2.7925, 0.0, 255.0, 255.0], atol=1e-6)
+    assert env.action_to_ctrl(jp.zeros(5))[7] == 255.0  # a4 <= 0 opens
+    assert envs.make("arm_reach").action_to_ctrl(jp.zeros(4)).shape == (7,)
+
+
+@pytest.mark.parametrize("env_id", sorted(RESET_RANGES))
+def test_reset_distribution(env_id):
+    env = envs.make(env_id)
+    keys = jax.random.split(jax.random.PRNGKey(3), 256)
+    q, qd = jax.jit(jax.vmap(env._initial_q_qd))(keys)
+    q = np.asarray(q)
+    assert not np.any(qd)
+    cube_c, cube_n, goal_c, goal_n = RESET_RANGES[env_id]
+    np.testing.assert_allclose(
+        q[:, env._q_arm : env._q_arm + 7], np.tile(arm.INIT_JOINTS, (256, 1)), atol=1e-6
+    )
+    if cube_c is not None:
+        cube = q[:, env._q_cube : env._q_cube + 3]
+        off = cube[:, :2] - np.array(cube_c)
+        assert np.all(np.abs(off) <= cube_n + 1e-6)
+        np.testing.assert_allclose(cube[:, 2], 0.07, atol=1e-6)
+        assert np.abs(off).max() > 0.8 * cube_n  # spans the range
+        assert len(np.unique(cube[:, 0])) == 256  # different keys, different cubes
+        np.testing.assert_allclose(q[:, list(env._q_fingers)], 0.04, atol=1e-6)
+    if goal_c is not None:
+        goal = q[:, env._q_goal : env._q_goal + 3]
+        off = np.abs(goal - np.array(goal_c))
+        assert np.all(off <= np.array(goal_n) + 1e-6)
+        assert np.all(off.max(axis=0) >= 0.8 * np.array(goal_n))
+        assert len(np.unique(goal[:, 0])) == 256
+
+
+def test_rollout_is_finite():
+    _, reset_obs, obs, metrics = _rollout()
+    assert np.isfinite(reset_obs).all() and np.isfinite(obs).all()
+    for value in metrics.values():
+        assert np.isfinite(value).all()
+    # The arm actually moves under random actions, and the goal stays put.
+    assert np.abs(obs[-1, 2:, 3:10] - reset_obs[2:, 3:10]).max() > 0.05
+    np.testing.assert_array_equal(obs[:, :, 17:], np.broadcast_to(reset_obs[:, 17:], obs[:, :, 17:].shape))
+
+
+def test_reset_keys_give_different_goals_and_cubes():
+    _, reset_obs, _, _ = _rollout()
+    assert len(np.unique(reset_obs[:, 17].round(6))) == B
+    assert len(np.unique(reset_obs[:, 0].round(6))) == B
+
+
+def test_success_on_goal_and_not_far():
+    env, _, obs, metrics = _rollout()
+    goal = obs[0, :, 17:]
+    # Env 2: the cube rests on its goal; env 3: it rests 0.3 m away.
+    assert np.linalg.norm(obs[0, 2, 0:3] - goal[2]) < 0.01
+    assert metrics["success"][0, 2] == 1.0 and metrics["success_hard"][0, 2] == 1.0
+    assert metrics["success"][0, 3] == 0.0 and metrics["success_easy"][0, 3] == 0.0
+    assert metrics["dist"][0, 3] == pytest.approx(FAR, abs=0.02)
+    np.testing.assert_allclose(metrics["dist"][0], np.linalg.norm(obs[0, :, 0:3] - goal, axis=-1), rtol=1e-5)
+    assert env.success_radius == 0.1
+
+
+def test_commanded_targets_move_the_end_effector():
+    _, reset_obs, obs, _ = _rollout()
+    final = obs[-1]
+    for i, a0 in enumerate(A0):
+        target = _joint1_target(a0)
+        assert abs(final[i, 3] - target) < 0.05  # joint1 tracks its command
+        assert abs(final[i, 4] - 0.7418) < 0.05  # joint2 at the middle of its range
+        eef = final[i, 10:13]
+        # The arm stays in the vertical plane of joint1: the wrist's azimuth follows.
+        assert abs(np.arctan2(eef[1], eef[0]) - target) < 0.05
+        assert abs(np.arctan2(reset_obs[i, 11], reset_obs[i, 10]) - 1.571) < 0.01
+    # Gripper: env 0 closes (a4 > 0), env 1 opens to 8 cm per finger.
+    np.testing.assert_allclose(reset_obs[:, 16], 0.08, atol=1e-4)
+    assert final[0, 16] < 0.02
+    assert final[1, 16] > 0.14
