@@ -265,7 +265,7 @@ def validate(config: Config) -> None:
             f"{config.max_replay_size}: one unroll must fit in the buffer"
         )
     devices = jax.device_count()
-    for name in ("num_envs", "num_eval_envs", "batch_size"):
+    for name in ("num_envs", "batch_size"):
         if getattr(config, name) % devices:
             raise ConfigError(
                 f"--{name} {getattr(config, name)} does not divide evenly over the {devices} "
