@@ -361,3 +361,21 @@ ARM_ENVS = {
 }
 
 __all__ = ["ARM_ENVS", "ArmEnv"]
+
+
+def registry() -> dict:
+    """Env ids of the arm tasks."""
+    return {
+        "arm_binpick_easy": ArmBinpickEasy,
+        "arm_binpick_hard": ArmBinpickHard,
+        "arm_grasp": ArmGrasp,
+        "arm_push_easy": ArmPushEasy,
+        "arm_push_hard": ArmPushHard,
+        "arm_reach": ArmReach,
+    }
+
+
+def parse_id(env_id: str):
+    """Constructor for parametrised arm ids (none yet), else None."""
+    del env_id
+    return None
