@@ -14,12 +14,17 @@ and prints each against the paper's code where a figure for it exists (ratios).
 
 `--depths` sweeps actor and critic depth together, one fresh process per depth
 (so peak memory and compile time are per depth), and prints one table.
+`--device_counts 1 2 ...` runs each point on that many devices (GPUs, or virtual
+CPU devices) and prints the scaling efficiency. `--compile_only` stops after
+compiling the epoch and reports XLA's memory plan (temp_gib: activations and
+other scratch), for depths too slow to run on the machine at hand.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -55,8 +60,13 @@ class Bench:
     config: Annotated[train.Config, tyro.conf.OmitArgPrefixes]
     depths: tuple[int, ...] = ()
     """Sweep actor and critic depth over these values, one process each; empty = the config's depths."""
+    device_counts: tuple[int, ...] = ()
+    """Also run each point on these numbers of devices (the first N GPUs, or N virtual CPU devices)
+    and print the scaling efficiency against the smallest count; empty = all devices, no table."""
     epochs: int = 2
     """Timed epochs after the compiling one."""
+    compile_only: bool = False
+    """Only compile the training epoch: compile time and XLA's memory plan (for depths too slow to run)."""
     json_out: Optional[str] = "bench.json"
     """Where to write the results as JSON; None = do not write."""
 
@@ -70,9 +80,9 @@ def update_flops(config: train.Config, d: train.Derived) -> float:
     """Matmul FLOPs of one SGD step, counted from the losses' structure.
 
     Actor loss: actor forward + backward (3 passes), the critic's sa_encoder
-    forward plus the backward to its input (2), g_encoder forward (1). Critic
-    loss: both encoders forward + backward (3 each). The B x B energy is small
-    next to the networks and is left out.
+    forward plus the backward to its input (2); it reuses the critic loss's psi(g).
+    Critic loss: both encoders forward + backward (3 each). The B x B energy is
+    small next to the networks and is left out.
     """
     b, goal = config.batch_size, d.goal_end - d.goal_start
     actor = network_flops(
@@ -82,7 +92,7 @@ def update_flops(config: train.Config, d: train.Derived) -> float:
         b, d.obs_dim + d.action_dim, config.critic_network_width, config.critic_depth, config.repr_dim
     )
     g = network_flops(b, goal, config.critic_network_width, config.critic_depth, config.repr_dim)
-    return 3 * actor + (2 + 3) * sa + (1 + 3) * g
+    return 3 * actor + (2 + 3) * sa + 3 * g
 
 
 def device_peak_gib() -> Optional[float]:
@@ -97,17 +107,47 @@ def timed(fn, *args):
     return out, time.perf_counter() - start
 
 
-def measure(config: train.Config, epochs: int) -> dict:
+def describe(config: train.Config) -> dict:
+    return {
+        "env_id": config.env_id,
+        "actor_depth": config.actor_depth,
+        "critic_depth": config.critic_depth,
+        "width": config.critic_network_width,
+        "num_envs": config.num_envs,
+        "batch_size": config.batch_size,
+        "sgd_steps_per_training_step": config.num_sgd_batches_per_training_step,
+        "remat": config.remat,
+        "matmul_dtype": config.matmul_dtype,
+        "device": jax.devices()[0].device_kind,
+        "device_count": jax.device_count(),
+    }
+
+
+def memory_plan(compiled) -> dict:
+    """XLA's buffer plan of a compiled program: what it needs beyond its inputs and outputs."""
+    plan = compiled.memory_analysis()
+    if plan is None:
+        return {}
+    return {
+        "temp_gib": plan.temp_size_in_bytes / 2**30,
+        "argument_gib": plan.argument_size_in_bytes / 2**30,
+    }
+
+
+def measure(config: train.Config, epochs: int, compile_only: bool = False) -> dict:
     trainer = train.build(config)
     d = trainer.derived
     ts, env_state, buf = trainer.init(jax.random.PRNGKey(config.seed))
-    (ts, env_state, buf), _ = timed(trainer.prefill, ts, env_state, buf)  # compiles
-    # Collection alone: a second prefill, now compiled (the buffer just keeps filling).
-    (ts, env_state, buf), collect_s = timed(trainer.prefill, ts, env_state, buf)
-
     start = time.perf_counter()
     epoch = trainer.training_epoch.lower(ts, env_state, buf).compile()
     compile_s = time.perf_counter() - start
+    result = {**describe(config), "compile_s": compile_s, **memory_plan(epoch)}
+    if compile_only:
+        return {**result, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+    (ts, env_state, buf), _ = timed(trainer.prefill, ts, env_state, buf)  # compiles
+    # Collection alone: a second prefill, now compiled (the buffer just keeps filling).
+    (ts, env_state, buf), collect_s = timed(trainer.prefill, ts, env_state, buf)
 
     # Update alone: one training step's SGD steps on the filled buffer.
     _, _ = timed(trainer.update, ts, buf)  # compiles
@@ -120,16 +160,7 @@ def measure(config: train.Config, epochs: int) -> dict:
     epoch_s = min(epoch_times)
     flops = update_flops(config, d) * config.num_sgd_batches_per_training_step
     return {
-        "env_id": config.env_id,
-        "actor_depth": config.actor_depth,
-        "critic_depth": config.critic_depth,
-        "width": config.critic_network_width,
-        "num_envs": config.num_envs,
-        "batch_size": config.batch_size,
-        "sgd_steps_per_training_step": config.num_sgd_batches_per_training_step,
-        "device": jax.devices()[0].device_kind,
-        "device_count": jax.device_count(),
-        "compile_s": compile_s,
+        **result,
         "collect_sps": d.prefill_env_steps / collect_s,
         "sgd_steps_per_s": config.num_sgd_batches_per_training_step / update_s,
         "train_sps": d.training_steps_per_epoch * d.env_steps_per_training_step / epoch_s,
@@ -141,15 +172,46 @@ def measure(config: train.Config, epochs: int) -> dict:
     }
 
 
+def device_env(count: Optional[int]) -> dict:
+    """Environment for a process that sees `count` devices: the first N GPUs if there are
+    GPUs, else N virtual CPU devices."""
+    env = dict(os.environ)
+    if count is None:
+        return env
+    if jax.default_backend() == "gpu":
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(count))
+    else:
+        env["XLA_FLAGS"] = (
+            f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
+        )
+    return env
+
+
+def measure_in_subprocess(config: train.Config, args: "Bench", devices: Optional[int]) -> dict:
+    """One measurement in a fresh process: clean peak memory, compile caches and device count."""
+    flags = [a for f in dataclasses.fields(config) for a in (f"--{f.name}", str(getattr(config, f.name)))]
+    cmd = [sys.executable, __file__, *flags, "--epochs", str(args.epochs), "--json_out", "None"]
+    cmd += ["--compile_only"] if args.compile_only else []
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=device_env(devices)).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 COLUMNS = [
     ("critic_depth", "depth", "{:d}"),
+    ("device_count", "devices", "{:d}"),
     ("compile_s", "compile s", "{:.1f}"),
     ("collect_sps", "collect sps", "{:,.0f}"),
     ("sgd_steps_per_s", "SGD steps/s", "{:.1f}"),
     ("train_sps", "train sps", "{:,.0f}"),
     ("update_tflops", "update TFLOP/s", "{:.3f}"),
+    ("temp_gib", "XLA temp GiB", "{:.2f}"),
     ("peak_rss_gib", "peak RSS GiB", "{:.2f}"),
 ]
+
+
+def cell(result: dict, key: str, fmt: str) -> str:
+    value = result.get(key)
+    return "-" if value is None else fmt.format(value)
 
 
 def print_table(results: list[dict]) -> None:
@@ -157,9 +219,9 @@ def print_table(results: list[dict]) -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in results:
-        cells = [fmt.format(r[key]) for key, _, fmt in COLUMNS]
+        cells = [cell(r, key, fmt) for key, _, fmt in COLUMNS]
         same_setup = all(r[k] == v for k, v in REFERENCE_SETUP.items())
-        ref = REFERENCE_CPU.get(r["critic_depth"]) if same_setup else None
+        ref = REFERENCE_CPU.get(r["critic_depth"]) if same_setup and "train_sps" in r else None
         if ref:
             cells.append(
                 f"train sps x{r['train_sps'] / ref['train_sps']:.2f}, "
@@ -171,25 +233,41 @@ def print_table(results: list[dict]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def print_scaling(results: list[dict]) -> None:
+    """Strong scaling: the same global config on more devices; efficiency = speed-up / (N / N0)."""
+    print("\n| depth | devices | train sps | speed-up | efficiency |\n|---|---|---|---|---|")
+    for depth in dict.fromkeys(r["critic_depth"] for r in results):
+        runs = sorted((r for r in results if r["critic_depth"] == depth), key=lambda r: r["device_count"])
+        base = runs[0]
+        for r in runs:
+            speedup = r["train_sps"] / base["train_sps"]
+            efficiency = speedup / (r["device_count"] / base["device_count"])
+            print(
+                f"| {depth} | {r['device_count']} | {r['train_sps']:,.0f} | x{speedup:.2f} | {efficiency:.0%} |"
+            )
+
+
 def main() -> None:
     args = tyro.cli(Bench, use_underscores=True)
     config = dataclasses.replace(args.config, track=False, checkpoint=False, capture_vis=False)
-    if not args.depths:
-        results = [measure(config, args.epochs)]
+    if not args.depths and not args.device_counts:
+        results = [measure(config, args.epochs, args.compile_only)]
     else:
         results = []
-        for depth in args.depths:  # a fresh process per depth: clean peak memory and caches
-            one = dataclasses.replace(config, actor_depth=depth, critic_depth=depth)
-            flags = [a for f in dataclasses.fields(one) for a in (f"--{f.name}", str(getattr(one, f.name)))]
-            cmd = [sys.executable, __file__, *flags, "--epochs", str(args.epochs), "--json_out", "None"]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
-            print(f"depth {depth} done", file=sys.stderr)
+        for depth in args.depths or (config.critic_depth,):
+            one = (
+                dataclasses.replace(config, actor_depth=depth, critic_depth=depth) if args.depths else config
+            )
+            for devices in args.device_counts or (None,):
+                results.append(measure_in_subprocess(one, args, devices))
+                print(f"depth {depth}, devices {devices or 'all'} done", file=sys.stderr)
     print_table(results)
+    if args.device_counts and not args.compile_only:
+        print_scaling(results)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=2)
-    if not args.depths:
+    if not args.depths and not args.device_counts:
         print(json.dumps(results[0]))
 
 

@@ -18,7 +18,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -26,11 +28,11 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, NamedTuple, Optional
 
 import flax.linen as nn
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import tyro
 from brax.envs.base import Wrapper
 from brax.envs.wrappers import training as brax_wrappers
@@ -84,6 +86,15 @@ class Config:
     """Random seed; the same seed and config give the same numbers on CPU."""
     run_root: str = "runs"
     """Directory under which each run gets its own folder (config, metrics, checkpoints)."""
+    run_dir: Optional[str] = None
+    """This run's folder; None = a new one under run_root named env__exp_name__seed__time. A folder
+    that already holds a checkpoint is resumed, so a requeued job passes the same --run_dir."""
+    resume: Optional[str] = None
+    """Run folder to continue from its latest checkpoint, with its saved config; flags given next to
+    it must agree with that config (run-management flags such as logging may change)."""
+    distributed: Literal["auto", "on", "off"] = "auto"
+    """Multi-process (multi-node) JAX: auto = initialise jax.distributed when SLURM started more
+    than one task; on = always (SLURM, or JAX_COORDINATOR_ADDRESS etc. set); off = never."""
 
     # --- environment
     env_id: str = "ant"
@@ -96,6 +107,10 @@ class Config:
     """Override the env's physics timestep in seconds; None keeps its default."""
     episode_length: int = 1000
     """Steps per episode, in training and evaluation."""
+    reset_mode: Literal["replay", "fresh"] = "replay"
+    """What a training env does when its episode ends. replay: restore that env's first start and
+    goal (brax's AutoResetWrapper, the paper's code), so training only ever sees num_envs goals.
+    fresh: draw a new start and goal."""
     num_envs: int = 512
     """Parallel training environments."""
     num_eval_envs: int = 128
@@ -185,15 +200,19 @@ class Config:
 
     # --- checkpoints and artefacts
     checkpoint: Bool = True
-    """Save params + config every checkpoint_every epochs and at the end."""
+    """Save the full training state every checkpoint_every epochs, at the end, and when SLURM
+    warns of preemption (SIGUSR1/SIGTERM)."""
     checkpoint_every: int = 10
     """Epochs between checkpoints."""
     checkpoint_keep: int = 3
     """Checkpoints kept on disk; older ones are deleted only after a newer one is complete."""
-    save_buffer: Bool = False
-    """Save the replay buffer (buffer.npz) next to the final checkpoint."""
+    save_buffer: Bool = True
+    """Include the replay buffer in checkpoints, so that a resumed run continues exactly. Off
+    (`--save_buffer 0`, as in the paper's scripts) keeps checkpoints small (the buffer holds
+    num_envs x max_replay_size transitions); a resumed run then refills its buffer first."""
     capture_vis: Bool = True
-    """After training, save HTML renders of the evaluation policy in the run directory."""
+    """After training, save HTML and MP4 renders of the evaluation policy and, on mazes, the critic's
+    value map (qvalue_heatmap.png) in the run directory (evaluation.visualize)."""
     vis_length: int = 1000
     """Steps per rendered rollout."""
     num_render: int = 1
@@ -517,15 +536,18 @@ def infonce_loss(logits: jax.Array, valid: jax.Array, logsumexp_penalty: float):
 
 
 def critic_loss(critic_params, nets: Networks, state, action, goal, valid, logsumexp_penalty):
+    """InfoNCE loss and metrics; psi(g) comes back too, for the actor loss to reuse."""
     phi = nets.sa_encoder.apply(critic_params["sa_encoder"], jnp.concatenate([state, action], -1))
     psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
-    return infonce_loss(l2_energy(phi, psi), valid, logsumexp_penalty)
+    loss, metrics = infonce_loss(l2_energy(phi, psi), valid, logsumexp_penalty)
+    return loss, (metrics, psi)
 
 
-def critic_value(critic_params, nets: Networks, state, action, goal) -> jax.Array:
-    """f(s, a, g) = -||phi(s, a) - psi(g)|| for matched rows: [B]."""
+def critic_value(critic_params, nets: Networks, state, action, goal=None, psi=None) -> jax.Array:
+    """f(s, a, g) = -||phi(s, a) - psi(g)|| for matched rows: [B]. Pass psi when it is known."""
     phi = nets.sa_encoder.apply(critic_params["sa_encoder"], jnp.concatenate([state, action], -1))
-    psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
+    if psi is None:
+        psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
     return -safe_sqrt(jnp.sum((phi - psi) ** 2, axis=-1))
 
 
@@ -547,11 +569,14 @@ def tanh_gaussian_log_prob(u, mean, log_std) -> jax.Array:
     return jnp.sum(gaussian - log_det, axis=-1)
 
 
-def actor_loss(actor_params, critic_params, alpha, nets: Networks, state, goal, valid, key):
-    """Maximise f(s, pi(s, g), g) - alpha * log pi: the critic scores the actor's own action."""
+def actor_loss(actor_params, critic_params, alpha, nets: Networks, state, goal, psi, valid, key):
+    """Maximise f(s, pi(s, g), g) - alpha * log pi: the critic scores the actor's own action.
+
+    psi = psi(g) from the critic loss's forward pass: the same critic parameters and goals,
+    so it is not computed twice."""
     mean, log_std = nets.actor.apply(actor_params, jnp.concatenate([state, goal], -1))
     action, log_prob = tanh_gaussian_sample(key, mean, log_std)
-    q = critic_value(critic_params, nets, state, action, goal)
+    q = critic_value(critic_params, nets, state, action, psi=jax.lax.stop_gradient(psi))
     loss = masked_mean(alpha * log_prob - q, valid)
     return loss, log_prob
 
@@ -649,8 +674,50 @@ class EpisodeIdWrapper(Wrapper):
         return state.replace(info={**state.info, "episode_id": episode_id + state.done.astype(jnp.int32)})
 
 
-def wrap_for_training(env: envs.GoalEnv, episode_length: int):
-    return EpisodeIdWrapper(brax_wrappers.wrap(env, episode_length=episode_length))
+class FreshResetWrapper(Wrapper):
+    """Auto-reset that draws a new start and goal whenever an episode ends.
+
+    brax's AutoResetWrapper restores each env's first start and goal instead. The
+    reset is computed only on steps where some env is done (one cond for the whole
+    batch), and each env carries its own reset key, so the draws do not depend on
+    how envs are split over devices.
+    """
+
+    def reset(self, rng):
+        state = self.env.reset(rng)
+        return state.replace(
+            info={**state.info, "reset_key": jax.vmap(lambda k: jax.random.fold_in(k, 1))(rng)}
+        )
+
+    def step(self, state, action):
+        steps = jnp.where(state.done, 0, state.info["steps"])
+        state = state.replace(done=jnp.zeros_like(state.done), info={**state.info, "steps": steps})
+        state = self.env.step(state, action)
+        keys = jax.vmap(jax.random.split)(state.info["reset_key"])
+
+        def fresh():
+            new = self.env.reset(keys[:, 1])
+            return new.pipeline_state, new.obs
+
+        pipeline_state, obs = jax.lax.cond(
+            jnp.any(state.done), fresh, lambda: (state.pipeline_state, state.obs)
+        )
+
+        def where_done(new, old):
+            return jnp.where(state.done.reshape((-1,) + (1,) * (old.ndim - 1)) > 0, new, old)
+
+        return state.replace(
+            pipeline_state=jax.tree.map(where_done, pipeline_state, state.pipeline_state),
+            obs=where_done(obs, state.obs),
+            info={**state.info, "reset_key": keys[:, 0]},
+        )
+
+
+def wrap_for_training(env: envs.GoalEnv, episode_length: int, reset_mode: str = "replay"):
+    if reset_mode == "replay":
+        return EpisodeIdWrapper(brax_wrappers.wrap(env, episode_length=episode_length))
+    episodes = brax_wrappers.EpisodeWrapper(brax_wrappers.VmapWrapper(env), episode_length, action_repeat=1)
+    return EpisodeIdWrapper(FreshResetWrapper(episodes))
 
 
 class Optimizers(NamedTuple):
@@ -687,7 +754,7 @@ def build(config: Config) -> Trainer:
             f"{env.obs_dim}/{env.goal_slice}; pick an eval env of the same family"
         )
     nets = make_networks(config, derived)
-    train_env = wrap_for_training(env, config.episode_length)
+    train_env = wrap_for_training(env, config.episode_length, config.reset_mode)
     optimizers = Optimizers(
         optax.adam(config.actor_lr), optax.adam(config.critic_lr), optax.adam(config.alpha_lr)
     )
@@ -735,13 +802,17 @@ def build(config: Config) -> Trainer:
         (ts, env_state, buf), _ = jax.lax.scan(body, (ts, env_state, buf), length=d.prefill_unrolls)
         return ts, env_state, buf
 
-    # --- one SGD step: actor and temperature first, then the critic
+    # --- one SGD step: actor, temperature and critic, all from the same (old) parameters
     def sgd_step(ts: TrainingState, buf, idx: replay.SampleIndices, key):
         state, action, goal = shard.envs(replay.gather(buf, idx, d.goal_start, d.goal_end))
         alpha = 0.0 if c.disable_entropy else jnp.exp(ts.log_alpha)
 
+        # The critic's gradients first: its forward pass yields psi(g) for the actor loss.
+        (c_loss, (c_metrics, psi)), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            ts.critic_params, nets, state, action, goal, idx.valid, c.logsumexp_penalty_coeff
+        )
         (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            ts.actor_params, ts.critic_params, alpha, nets, state, goal, idx.valid, key
+            ts.actor_params, ts.critic_params, alpha, nets, state, goal, psi, idx.valid, key
         )
         updates, actor_opt = optimizers.actor.update(a_grads, ts.actor_opt)
         actor_params = optax.apply_updates(ts.actor_params, updates)
@@ -755,9 +826,6 @@ def build(config: Config) -> Trainer:
             updates, alpha_opt = optimizers.alpha.update(al_grad, ts.alpha_opt)
             log_alpha = optax.apply_updates(ts.log_alpha, updates)
 
-        (c_loss, c_metrics), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            ts.critic_params, nets, state, action, goal, idx.valid, c.logsumexp_penalty_coeff
-        )
         updates, critic_opt = optimizers.critic.update(c_grads, ts.critic_opt)
         critic_params = optax.apply_updates(ts.critic_params, updates)
 
@@ -809,7 +877,12 @@ def build(config: Config) -> Trainer:
         (ts, env_state, buf), metrics = jax.lax.scan(
             training_step, (ts, env_state, buf), length=d.training_steps_per_epoch
         )
-        return ts, env_state, buf, jax.tree.map(jnp.mean, metrics)
+        # The norms make the NaN guard see broken parameters even when the losses look fine.
+        norms = {
+            "actor_param_norm": optax.tree.norm(ts.actor_params),
+            "critic_param_norm": optax.tree.norm(ts.critic_params),
+        }
+        return ts, env_state, buf, {**jax.tree.map(jnp.mean, metrics), **norms}
 
     evaluator = evaluation.make_evaluator(
         eval_env,
@@ -827,15 +900,192 @@ def build(config: Config) -> Trainer:
 # =============================================================================
 
 
-def make_run_dir(config: Config) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(config.run_root) / f"{config.env_id}__{config.exp_name}__s{config.seed}__{stamp}"
-    run_dir, n = base, 1
-    while run_dir.exists():  # two runs started in the same second
-        run_dir, n = Path(f"{base}-{n}"), n + 1
-    (run_dir / "checkpoints").mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+class RunDirError(ConfigError):
+    """A run directory that cannot be started or resumed as asked."""
+
+
+# Flags that manage a run rather than define the experiment: they may differ on resume.
+RUN_MANAGEMENT_FIELDS = frozenset(
+    {
+        "resume", "run_dir", "run_root", "distributed", "track", "wandb_project_name",
+        "wandb_entity", "wandb_mode", "wandb_group", "wandb_dir", "compilation_cache_dir",
+        "checkpoint", "checkpoint_every", "checkpoint_keep", "capture_vis", "vis_length", "num_render",
+    }
+)  # fmt: skip
+
+
+def config_mismatch(saved: Config, given: Config) -> list[str]:
+    """The experiment-defining fields in which two configs differ, as 'name: saved -> given'."""
+    return [
+        f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(given, f.name)!r}"
+        for f in dataclasses.fields(Config)
+        if f.name not in RUN_MANAGEMENT_FIELDS and getattr(saved, f.name) != getattr(given, f.name)
+    ]
+
+
+def open_run_dir(config: Config) -> Path:
+    """This run's directory: the one to resume, the one asked for, or a new timestamped one."""
+    if config.resume:
+        run_dir = Path(config.resume)
+        if latest_checkpoint(run_dir) is None:
+            raise RunDirError(f"--resume {run_dir}: no checkpoint there to resume from")
+        return run_dir
+    if config.run_dir:
+        run_dir = Path(config.run_dir)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = base = (
+            Path(config.run_root) / f"{config.env_id}__{config.exp_name}__s{config.seed}__{stamp}"
+        )
+        n = 1
+        while run_dir.exists():  # two runs started in the same second
+            run_dir, n = Path(f"{base}-{n}"), n + 1
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if latest_checkpoint(run_dir) is None and jax.process_index() == 0:
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     return run_dir
+
+
+# -- checkpoints: orbax, one folder per epoch (checkpoints/epoch_<n>) holding
+#    params (all evaluation needs), train (optimizer states, RNG key, env states,
+#    replay buffer) and meta (epoch, env steps, wandb id, config). Orbax writes a
+#    folder under a temporary name and renames it when complete, and prunes old
+#    ones only after that, so a crash never leaves a half checkpoint behind.
+
+
+def checkpoint_manager(run_dir: Path, keep: Optional[int] = None) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        create=keep is not None,
+        step_prefix="epoch",
+        enable_async_checkpointing=False,
+    )
+    return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options)
+
+
+def latest_checkpoint(run_dir: Path) -> Optional[int]:
+    """The newest complete checkpoint's epoch in run_dir, or None."""
+    if not (run_dir / "checkpoints").is_dir():
+        return None
+    return checkpoint_manager(run_dir).latest_step()
+
+
+def _params_item(ts: TrainingState) -> dict:
+    return {"actor_params": ts.actor_params, "critic_params": ts.critic_params, "log_alpha": ts.log_alpha}
+
+
+def _train_item(ts: TrainingState, env_state, buf: Optional[replay.ReplayBuffer]) -> dict:
+    item = {"actor_opt": ts.actor_opt, "critic_opt": ts.critic_opt, "alpha_opt": ts.alpha_opt}
+    item |= {"key": ts.key, "env_state": env_state}
+    return item if buf is None else {**item, "buffer": buf}
+
+
+def save_checkpoint(
+    manager, config: Config, ts, env_state, buf, epoch: int, env_steps: int, wandb_id
+) -> Path:
+    meta = {
+        "epoch": epoch,
+        "env_steps": env_steps,
+        "wandb_id": wandb_id,
+        "has_buffer": config.save_buffer,
+        "config": dataclasses.asdict(config),
+    }
+    manager.save(
+        epoch,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardSave(_params_item(ts)),
+            train=ocp.args.StandardSave(_train_item(ts, env_state, buf if config.save_buffer else None)),
+            meta=ocp.args.JsonSave(meta),
+        ),
+        force=True,
+    )
+    manager.wait_until_finished()
+    return Path(manager.directory) / f"epoch_{epoch}"
+
+
+def checkpoint_meta(run_dir: Path, epoch: Optional[int] = None) -> dict:
+    """The meta record (epoch, env_steps, wandb_id, has_buffer, config) of a run's latest
+    (or given) checkpoint."""
+    latest = latest_checkpoint(run_dir)
+    manager = checkpoint_manager(run_dir) if latest is not None else None
+    epoch = latest if epoch is None else epoch
+    if manager is None or epoch not in manager.all_steps():
+        raise FileNotFoundError(f"no checkpoint under {run_dir} (expected {run_dir}/checkpoints/epoch_<n>)")
+    return manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+
+def restore_checkpoint(run_dir: Path, meta: dict, ts: TrainingState, env_state, buf):
+    """Restores the checkpoint of `meta` into arrays shaped and sharded like the given ones.
+
+    Returns (ts, env_state, buf or None when the checkpoint has no buffer).
+    """
+    target = _train_item(ts, env_state, buf if meta["has_buffer"] else None)
+    restored = checkpoint_manager(run_dir).restore(
+        meta["epoch"],
+        args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(_params_item(ts)), train=ocp.args.StandardRestore(target)
+        ),
+    )
+    t = restored.train
+    ts = TrainingState(
+        **restored.params, **{k: t[k] for k in ("actor_opt", "critic_opt", "alpha_opt", "key")}
+    )
+    return ts, t["env_state"], t.get("buffer")
+
+
+def load_checkpoint(path: str | Path) -> tuple[Config, dict]:
+    """(config, payload) of a checkpoint: a run directory (its latest one) or a checkpoints/epoch_<n>
+    folder. The payload holds actor_params, critic_params, log_alpha, epoch and env_steps; only
+    the parameters are read, never the replay buffer."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    run_dir, epoch = path, None
+    if path.name.startswith("epoch_") and path.parent.name == "checkpoints":
+        run_dir, epoch = path.parent.parent, int(path.name.removeprefix("epoch_"))
+    meta = checkpoint_meta(run_dir, epoch)
+    params = (
+        checkpoint_manager(run_dir)
+        .restore(meta["epoch"], args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+        .params
+    )
+    return Config(**meta["config"]), {**params, "epoch": meta["epoch"], "env_steps": meta["env_steps"]}
+
+
+class MetricsLog:
+    """metrics.jsonl in the run directory, plus wandb when tracking.
+
+    A resumed run first drops the records of epochs after its checkpoint (they
+    will be run again) and continues the same wandb run.
+    """
+
+    def __init__(self, run_dir: Path, config: Config, start_epoch: int, wandb_id: Optional[str]):
+        # In a multi-process run only process 0 writes.
+        self.path = run_dir / "metrics.jsonl" if jax.process_index() == 0 else None
+        if self.path is not None and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if json.loads(line)["epoch"] <= start_epoch
+            ]
+            atomic_write(self.path, "".join(line + "\n" for line in kept).encode())
+        self.wandb = start_wandb(config, run_dir, wandb_id) if config.track and self.path else None
+
+    @property
+    def wandb_id(self) -> Optional[str]:
+        return None if self.wandb is None else self.wandb.id
+
+    def write(self, record: dict) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.wandb is not None:
+            self.wandb.log(record, step=record["training/envsteps"])
+
+    def close(self) -> None:
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -848,66 +1098,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(run_dir: Path, config: Config, ts: TrainingState, epoch: int, env_steps: int) -> Path:
-    payload = {
-        "actor_params": ts.actor_params,
-        "critic_params": ts.critic_params,
-        "log_alpha": ts.log_alpha,
-        "epoch": epoch,
-        "env_steps": env_steps,
-        "config": json.dumps(dataclasses.asdict(config)),
-    }
-    path = run_dir / "checkpoints" / f"ckpt_{epoch:06d}.msgpack"
-    atomic_write(path, flax.serialization.msgpack_serialize(jax.device_get(payload)))
-    # Prune only after the new checkpoint is complete on disk.
-    for old in sorted(path.parent.glob("ckpt_*.msgpack"))[: -config.checkpoint_keep]:
-        old.unlink()
-    return path
-
-
-def load_checkpoint(path: str | Path) -> tuple[Config, dict]:
-    """Returns (config, payload) of a checkpoint file or of a run directory's latest one."""
-    path = Path(path)
-    if path.is_dir():
-        found = sorted((path / "checkpoints").glob("ckpt_*.msgpack")) or sorted(path.glob("ckpt_*.msgpack"))
-        if not found:
-            raise FileNotFoundError(f"no checkpoint (ckpt_*.msgpack) under {path}")
-        path = found[-1]
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    payload = flax.serialization.msgpack_restore(path.read_bytes())
-    config = Config(**json.loads(payload["config"]))
-    return config, payload
-
-
-def save_buffer(run_dir: Path, buf: replay.ReplayBuffer) -> Path:
-    path = run_dir / "checkpoints" / "buffer.npz"
-    arrays = {k: np.asarray(v) for k, v in flax.serialization.to_state_dict(buf).items()}
-    tmp = path.with_name("buffer.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
-
-
-class MetricsLog:
-    """metrics.jsonl in the run directory, plus wandb when tracking."""
-
-    def __init__(self, run_dir: Path, config: Config):
-        self.path = run_dir / "metrics.jsonl"
-        self.wandb = start_wandb(config, run_dir) if config.track else None
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.wandb is not None:
-            self.wandb.log(record, step=record["training/envsteps"])
-
-    def close(self) -> None:
-        if self.wandb is not None:
-            self.wandb.finish()
-
-
-def start_wandb(config: Config, run_dir: Path):
+def start_wandb(config: Config, run_dir: Path, wandb_id: Optional[str]):
     """wandb must never stop training: failures are logged and the run goes on without it."""
     try:
         import wandb
@@ -917,6 +1108,8 @@ def start_wandb(config: Config, run_dir: Path):
             entity=config.wandb_entity,
             group=config.wandb_group,
             name=run_dir.name,
+            id=wandb_id,
+            resume="allow" if wandb_id else None,
             mode=config.wandb_mode,
             dir=config.wandb_dir or str(run_dir),
             config=dataclasses.asdict(config),
@@ -924,40 +1117,6 @@ def start_wandb(config: Config, run_dir: Path):
     except Exception as e:  # noqa: BLE001 -- any wandb failure must not end the run
         log.warning("wandb disabled for this run: %s", e)
         return None
-
-
-def render_policy(trainer: Trainer, ts: TrainingState, run_dir: Path, key) -> list[Path]:
-    """HTML renders (brax.io.html) of the evaluation policy, one file per rollout."""
-    from brax.io import html
-
-    c = trainer.config
-    env = brax_wrappers.wrap(trainer.eval_env, episode_length=c.episode_length)
-    policy = make_policy(trainer.nets, trainer.derived.obs_dim, c.eval_actor)
-
-    @jax.jit
-    def rollout(key):
-        k_reset, k_act = jax.random.split(key)
-        state = env.reset(jax.random.split(k_reset, c.num_render))
-
-        def step(state, key):
-            action = policy(ts.actor_params, ts.critic_params, state.obs, key)
-            state = env.step(state, action)
-            return state, state.pipeline_state
-
-        _, pipeline_states = jax.lax.scan(step, state, jax.random.split(k_act, c.vis_length))
-        return pipeline_states
-
-    def frame(states, t, i):
-        return jax.tree.map(lambda x: x[t, i], states)
-
-    states = jax.device_get(rollout(key))
-    paths = []
-    for i in range(c.num_render):
-        frames = [frame(states, t, i) for t in range(c.vis_length)]
-        path = run_dir / f"render_{i}.html"
-        path.write_text(html.render(trainer.eval_env.sys, frames))
-        paths.append(path)
-    return paths
 
 
 # =============================================================================
@@ -968,10 +1127,46 @@ def render_policy(trainer: Trainer, ts: TrainingState, run_dir: Path, key) -> li
 def check_finite(metrics: dict, epoch: int, last_checkpoint: Optional[Path]) -> None:
     bad = [k for k, v in metrics.items() if not np.isfinite(v)]
     if bad:
-        raise FloatingPointError(
-            f"non-finite {', '.join(bad)} at epoch {epoch}; stopping. Last good checkpoint: "
-            f"{last_checkpoint or 'none saved yet'}"
+        losses = [k for k in bad if k.endswith("loss")] or bad
+        others = (
+            f" (also non-finite: {', '.join(k for k in bad if k not in losses)})" if bad != losses else ""
         )
+        raise FloatingPointError(
+            f"non-finite {', '.join(losses)} at epoch {epoch}{others}; stopping. Last good checkpoint "
+            f"(intact): {last_checkpoint or 'none saved yet'}"
+        )
+
+
+# sysexits.h EX_TEMPFAIL: "try again later". job.slurm requeues the job on this status.
+EXIT_REQUEUE = 75
+
+
+class Preempted(Exception):
+    """Raised after the checkpoint that a stop signal asked for is on disk."""
+
+
+class StopSignals:
+    """SIGTERM / SIGUSR1 (SLURM's warning before preemption or the time limit) only set a flag:
+    the epoch in flight finishes, a checkpoint is written, and the run exits with EXIT_REQUEUE."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: Optional[str] = None
+        self._previous = {}
+
+    def _handle(self, signum, _frame):
+        self.received = signal.Signals(signum).name
+        log.warning("%s received: checkpointing at the end of this epoch, then exiting", self.received)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 def format_eta(seconds: float) -> str:
@@ -986,99 +1181,162 @@ def use_compilation_cache(directory: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+def start_or_resume(trainer: Trainer, run_dir: Path, key):
+    """Initial state of the epoch loop: (ts, env_state, buf, epoch, env_steps, wandb_id)."""
+    if latest_checkpoint(run_dir) is None:
+        ts, env_state, buf = trainer.prefill(*trainer.init(key))
+        return ts, env_state, buf, 0, trainer.derived.prefill_env_steps, None
+    meta = checkpoint_meta(run_dir)
+    if differing := config_mismatch(Config(**meta["config"]), trainer.config):
+        raise RunDirError(
+            f"{run_dir} holds a run with a different config ({'; '.join(differing)}); resume it with "
+            f"the same settings, or start a new run with another --run_dir"
+        )
+    ts, env_state, buf = trainer.init(key)
+    ts, env_state, saved_buf = restore_checkpoint(run_dir, meta, ts, env_state, buf)
+    log.info("resuming %s from epoch %d (%s env steps)", run_dir, meta["epoch"], f"{meta['env_steps']:,}")
+    if saved_buf is None:  # saved with --save_buffer 0: refill with the restored policy
+        ts, env_state, buf = trainer.prefill(ts, env_state, buf)
+    else:
+        buf = saved_buf
+    return ts, env_state, buf, meta["epoch"], meta["env_steps"], meta["wandb_id"]
+
+
 def train(config: Config) -> dict:
-    """Runs a whole experiment; returns the last epoch's metrics record."""
+    """Runs (or resumes) an experiment; returns the last epoch's metrics record."""
     if config.compilation_cache_dir:
         use_compilation_cache(config.compilation_cache_dir)
     trainer = build(config)
     d, c = trainer.derived, config
-    run_dir = make_run_dir(c)
+    run_dir = open_run_dir(c)
     log.info(
         "run %s | %s: obs_dim %d, goal [%d, %d), %d actions | %d epochs x %d training steps "
         "x %d env steps, prefill %d",
         run_dir, c.env_id, d.obs_dim, d.goal_start, d.goal_end, d.action_dim, c.num_epochs,
         d.training_steps_per_epoch, d.env_steps_per_training_step, d.prefill_env_steps,
     )  # fmt: skip
-    metrics_log = MetricsLog(run_dir, c)
     key, eval_key, vis_key = jax.random.split(jax.random.PRNGKey(c.seed), 3)
 
     start = time.time()
-    ts, env_state, buf = trainer.init(key)
-    ts, env_state, buf = trainer.prefill(ts, env_state, buf)
-    env_steps = d.prefill_env_steps
-    last_checkpoint, record = None, {}
-    epoch_times = []
+    ts, env_state, buf, first_epoch, env_steps, wandb_id = start_or_resume(trainer, run_dir, key)
+    checkpoints = checkpoint_manager(run_dir, keep=c.checkpoint_keep) if c.checkpoint else None
+    last_checkpoint = None if first_epoch == 0 else run_dir / "checkpoints" / f"epoch_{first_epoch}"
+    metrics_log = MetricsLog(run_dir, c, first_epoch, wandb_id)
+    record, epoch_times = {}, []
     try:
-        for epoch in range(1, c.num_epochs + 1):
-            t0 = time.time()
-            ts, env_state, buf, train_metrics = trainer.training_epoch(ts, env_state, buf)
-            train_metrics = {k: float(v) for k, v in jax.device_get(train_metrics).items()}
-            epoch_time = time.time() - t0
-            epoch_env_steps = d.training_steps_per_epoch * d.env_steps_per_training_step
-            env_steps += epoch_env_steps
-            check_finite(train_metrics, epoch, last_checkpoint)
+        with StopSignals() as stop:
+            for epoch in range(first_epoch + 1, c.num_epochs + 1):
+                t0 = time.time()
+                ts, env_state, buf, train_metrics = trainer.training_epoch(ts, env_state, buf)
+                train_metrics = {k: float(v) for k, v in jax.device_get(train_metrics).items()}
+                epoch_time = time.time() - t0
+                epoch_env_steps = d.training_steps_per_epoch * d.env_steps_per_training_step
+                env_steps += epoch_env_steps
+                check_finite(train_metrics, epoch, last_checkpoint)
 
-            t1 = time.time()
-            eval_metrics = trainer.evaluate(
-                ts.actor_params, ts.critic_params, jax.random.fold_in(eval_key, epoch)
-            )
-            eval_metrics = {k: float(v) for k, v in jax.device_get(eval_metrics).items()}
-            eval_time = time.time() - t1
-            epoch_times.append(time.time() - t0)
-
-            record = {
-                "epoch": epoch,
-                "training/envsteps": env_steps,
-                "training/sps": epoch_env_steps / epoch_time,
-                "training/walltime": time.time() - start,
-                "training/epoch_time": epoch_time,
-                **{f"training/{k}": v for k, v in train_metrics.items()},
-                **eval_metrics,
-                "eval/epoch_eval_time": eval_time,
-                "eval/sps": c.num_eval_envs * c.episode_length / eval_time,
-            }
-            metrics_log.write(record)
-            recent = epoch_times[-5:] if len(epoch_times) > 1 else epoch_times
-            eta = (c.num_epochs - epoch) * sum(recent) / len(recent)
-            log.info(
-                "epoch %d/%d | env steps %s | %s sps | critic %.4f actor %.4f alpha %.4f | "
-                "eval success %.1f any %.2f dist %.1f | ETA %s",
-                epoch, c.num_epochs, f"{env_steps:,}", f"{record['training/sps']:,.0f}",
-                train_metrics["critic_loss"], train_metrics["actor_loss"], train_metrics["alpha"],
-                eval_metrics["eval/episode_success"], eval_metrics["eval/episode_success_any"],
-                eval_metrics["eval/episode_dist"], format_eta(eta),
-            )  # fmt: skip
-            if c.checkpoint and (epoch % c.checkpoint_every == 0 or epoch == c.num_epochs):
-                last_checkpoint = save_checkpoint(run_dir, c, ts, epoch, env_steps)
-
-        if c.save_buffer:
-            log.info("replay buffer saved to %s", save_buffer(run_dir, buf))
-        if c.capture_vis and c.num_render:
-            paths = render_policy(trainer, ts, run_dir, vis_key)
-            log.info("renders saved: %s", ", ".join(str(p) for p in paths))
-            if metrics_log.wandb is not None:
-                import wandb
-
-                metrics_log.wandb.log(
-                    {f"vis/render_{i}": wandb.Html(p.read_text()) for i, p in enumerate(paths)}
+                t1 = time.time()
+                eval_metrics = trainer.evaluate(
+                    ts.actor_params, ts.critic_params, jax.random.fold_in(eval_key, epoch)
                 )
+                eval_metrics = {k: float(v) for k, v in jax.device_get(eval_metrics).items()}
+                eval_time = time.time() - t1
+                epoch_times.append(time.time() - t0)
+
+                record = {
+                    "epoch": epoch,
+                    "training/envsteps": env_steps,
+                    "training/sps": epoch_env_steps / epoch_time,
+                    "training/walltime": time.time() - start,
+                    "training/epoch_time": epoch_time,
+                    **{f"training/{k}": v for k, v in train_metrics.items()},
+                    **eval_metrics,
+                    "eval/epoch_eval_time": eval_time,
+                    "eval/sps": c.num_eval_envs * c.episode_length / eval_time,
+                }
+                metrics_log.write(record)
+                recent = epoch_times[-5:] if len(epoch_times) > 1 else epoch_times
+                eta = (c.num_epochs - epoch) * sum(recent) / len(recent)
+                log.info(
+                    "epoch %d/%d | env steps %s | %s sps | critic %.4f actor %.4f alpha %.4f | "
+                    "eval success %.1f any %.2f dist %.1f | ETA %s",
+                    epoch, c.num_epochs, f"{env_steps:,}", f"{record['training/sps']:,.0f}",
+                    train_metrics["critic_loss"], train_metrics["actor_loss"], train_metrics["alpha"],
+                    eval_metrics["eval/episode_success"], eval_metrics["eval/episode_success_any"],
+                    eval_metrics["eval/episode_dist"], format_eta(eta),
+                )  # fmt: skip
+                due = epoch % c.checkpoint_every == 0 or epoch == c.num_epochs or stop.received
+                if checkpoints is not None and due:
+                    last_checkpoint = save_checkpoint(
+                        checkpoints, c, ts, env_state, buf, epoch, env_steps, metrics_log.wandb_id
+                    )
+                if stop.received and epoch < c.num_epochs:
+                    raise Preempted(
+                        f"{stop.received}: stopped after epoch {epoch}; checkpoint {last_checkpoint}. "
+                        f"Resume with --resume {run_dir}"
+                    )
+
+        if c.capture_vis and jax.process_index() == 0:
+            # Host copies of the parameters: the renders run on this process's devices alone.
+            params = jax.device_get((ts.actor_params, ts.critic_params))
+            paths = evaluation.visualize(
+                trainer, *params, run_dir, vis_key, metrics_log.wandb, step=record.get("training/envsteps")
+            )
+            log.info("visualisations saved: %s", ", ".join(str(p) for p in paths))
     finally:
         metrics_log.close()
     return {**record, "run_dir": str(run_dir)}
 
 
+def initialize_distributed(mode: str) -> None:
+    """Joins the processes of a multi-node job before JAX touches any device.
+
+    Under SLURM (srun), jax.distributed.initialize() finds the coordinator and the ranks
+    itself; elsewhere they come from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+    JAX_PROCESS_ID.
+    """
+    if mode == "off" or (mode == "auto" and int(os.environ.get("SLURM_NTASKS", "1")) <= 1):
+        return
+    ranks = {}
+    if "JAX_NUM_PROCESSES" in os.environ:
+        ranks = dict(
+            coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+            process_id=int(os.environ["JAX_PROCESS_ID"]),
+        )
+    # Cross-process collectives for CPU processes (tests, debugging); GPUs use NCCL.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**ranks)
+    log.info(
+        "process %d of %d, %d devices in all", jax.process_index(), jax.process_count(), jax.device_count()
+    )
+
+
 def parse_config(args: Optional[list[str]] = None) -> Config:
-    return tyro.cli(Config, args=args, use_underscores=True)
+    config = tyro.cli(Config, args=args, use_underscores=True)
+    if config.resume is None:
+        return config
+    # --resume: the saved config is the default, so only flags given next to it can differ.
+    try:
+        saved = Config(**checkpoint_meta(Path(config.resume))["config"])
+    except FileNotFoundError as e:
+        raise RunDirError(f"--resume {config.resume}: {e}") from None
+    return tyro.cli(Config, args=args, default=saved, use_underscores=True)
 
 
 def main(args: Optional[list[str]] = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True
+    )
     log.setLevel(logging.INFO)
-    config = parse_config(args)
     try:
+        config = parse_config(args)
+        initialize_distributed(config.distributed)
         train(config)
     except (ConfigError, FloatingPointError) as e:
         sys.exit(f"error: {e}")
+    except Preempted as e:
+        log.warning("%s", e)
+        sys.exit(EXIT_REQUEUE)
 
 
 if __name__ == "__main__":

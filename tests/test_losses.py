@@ -129,22 +129,25 @@ def test_actor_loss_is_alpha_log_prob_minus_critic():
 
     @jax.jit
     def compute(actor_params, critic_params):
-        loss, _ = train.actor_loss(actor_params, critic_params, 0.3, nets, state, goal, valid, key)
+        psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
+        loss, _ = train.actor_loss(actor_params, critic_params, 0.3, nets, state, goal, psi, valid, key)
         mean, log_std = nets.actor.apply(actor_params, jnp.concatenate([state, goal], -1))
         action, log_prob = train.tanh_gaussian_sample(key, mean, log_std)
         q = train.critic_value(critic_params, nets, state, action, goal)
         phi = nets.sa_encoder.apply(critic_params["sa_encoder"], jnp.concatenate([state, action], -1))
-        psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
-        grads = jax.grad(lambda p: train.actor_loss(p, critic_params, 0.3, nets, state, goal, valid, key)[0])(
-            actor_params
-        )
-        return loss, log_prob, q, train.l2_energy(phi, psi), grads
+        grads = jax.grad(
+            lambda p: train.actor_loss(p, critic_params, 0.3, nets, state, goal, psi, valid, key)[0]
+        )(actor_params)
+        # The critic loss hands back the psi(g) the actor loss reuses.
+        _, (_, critic_psi) = train.critic_loss(critic_params, nets, state, action, goal, valid, 0.1)
+        return loss, log_prob, q, train.l2_energy(phi, psi), grads, critic_psi - psi
 
-    loss, log_prob, q, energy, grads = compute(actor_params, critic_params)
+    loss, log_prob, q, energy, grads, psi_gap = compute(actor_params, critic_params)
     np.testing.assert_allclose(loss, jnp.mean(0.3 * log_prob - q), rtol=1e-5)
     # The critic's value of a matched pair equals the diagonal of the pairwise energy.
     np.testing.assert_allclose(q, jnp.diagonal(energy), rtol=1e-5)
     assert all(jnp.isfinite(g).all() for g in jax.tree.leaves(grads))
+    np.testing.assert_array_equal(psi_gap, 0.0)
 
 
 def test_best_of_k_policy_picks_highest_critic_value():

@@ -152,13 +152,13 @@ def run_epochs(trainer, seed, epochs):
         ts, env_state, buf, metrics = trainer.training_epoch(ts, env_state, buf)
         history.append(jax.device_get(metrics))
     evals = jax.device_get(trainer.evaluate(ts.actor_params, ts.critic_params, jax.random.PRNGKey(seed)))
-    return ts, buf, history, evals
+    return ts, env_state, buf, history, evals
 
 
 def test_same_seed_gives_identical_numbers(tiny_trainer):
-    _, _, first, eval_first = run_epochs(tiny_trainer, seed=3, epochs=2)
-    _, _, second, eval_second = run_epochs(tiny_trainer, seed=3, epochs=2)
-    _, _, other, _ = run_epochs(tiny_trainer, seed=4, epochs=2)
+    _, _, _, first, eval_first = run_epochs(tiny_trainer, seed=3, epochs=2)
+    _, _, _, second, eval_second = run_epochs(tiny_trainer, seed=3, epochs=2)
+    _, _, _, other, _ = run_epochs(tiny_trainer, seed=4, epochs=2)
     for a, b in zip(first, second):
         assert a == b
     assert eval_first == eval_second
@@ -187,7 +187,7 @@ def test_epochs_do_not_retrace_or_recompile(tiny_trainer):
 
 def test_training_changes_parameters_and_fills_buffer(tiny_trainer):
     ts0, _, _ = tiny_trainer.init(jax.random.PRNGKey(1))
-    ts, buf, _, _ = run_epochs(tiny_trainer, seed=1, epochs=1)
+    ts, _, buf, _, _ = run_epochs(tiny_trainer, seed=1, epochs=1)
     for name in ("actor_params", "critic_params"):
         before, after = jax.tree.leaves(getattr(ts0, name)), jax.tree.leaves(getattr(ts, name))
         assert any(not np.allclose(a, b) for a, b in zip(before, after)), name
@@ -197,10 +197,11 @@ def test_training_changes_parameters_and_fills_buffer(tiny_trainer):
 
 
 def test_checkpoint_round_trip_reproduces_evaluation(tiny_trainer, tmp_path):
-    ts, _, _, evals = run_epochs(tiny_trainer, seed=2, epochs=1)
+    ts, env_state, buf, _, evals = run_epochs(tiny_trainer, seed=2, epochs=1)
     config = tiny_trainer.config
-    (tmp_path / "checkpoints").mkdir()
-    path = train.save_checkpoint(tmp_path, config, ts, epoch=1, env_steps=240)
+    manager = train.checkpoint_manager(tmp_path, keep=3)
+    path = train.save_checkpoint(manager, config, ts, env_state, buf, epoch=1, env_steps=240, wandb_id=None)
+    assert path == (tmp_path / "checkpoints" / "epoch_1").absolute() and path.is_dir()
     loaded_config, payload = train.load_checkpoint(tmp_path)
     assert loaded_config == config
     assert payload["epoch"] == 1 and payload["env_steps"] == 240
@@ -210,31 +211,34 @@ def test_checkpoint_round_trip_reproduces_evaluation(tiny_trainer, tmp_path):
         tiny_trainer.evaluate(payload["actor_params"], payload["critic_params"], jax.random.PRNGKey(2))
     )
     assert again == evals
-    assert path.name == "ckpt_000001.msgpack"
+    # The full state comes back too: optimizer moments, RNG key, env states, buffer.
+    fresh = tiny_trainer.init(jax.random.PRNGKey(9))
+    meta = train.checkpoint_meta(tmp_path)
+    restored = train.restore_checkpoint(tmp_path, meta, *fresh)
+    for a, b in zip(jax.tree.leaves((ts, env_state, buf)), jax.tree.leaves(restored)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_checkpoints_are_pruned_only_after_a_newer_one_exists(tiny_trainer, tmp_path):
-    ts, _, _ = tiny_trainer.init(jax.random.PRNGKey(0))
-    (tmp_path / "checkpoints").mkdir()
+    state = tiny_trainer.init(jax.random.PRNGKey(0))
     config = dataclasses.replace(tiny_trainer.config, checkpoint_keep=2)
+    manager = train.checkpoint_manager(tmp_path, keep=2)
     for epoch in (1, 2, 3, 4):
-        train.save_checkpoint(tmp_path, config, ts, epoch=epoch, env_steps=epoch)
+        train.save_checkpoint(manager, config, *state, epoch=epoch, env_steps=epoch, wandb_id=None)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == ["ckpt_000003.msgpack", "ckpt_000004.msgpack"]
+    assert names == ["epoch_3", "epoch_4"]
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train.load_checkpoint(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        train.load_checkpoint(tmp_path / "ckpt_000009.msgpack")
+        train.load_checkpoint(tmp_path / "checkpoints" / "epoch_9")
 
 
 def test_non_finite_loss_stops_with_a_message(tmp_path):
-    with pytest.raises(FloatingPointError, match="non-finite actor_loss at epoch 7.*ckpt_000005"):
-        train.check_finite(
-            {"critic_loss": 1.0, "actor_loss": float("nan")}, 7, tmp_path / "ckpt_000005.msgpack"
-        )
+    with pytest.raises(FloatingPointError, match="non-finite actor_loss at epoch 7; .*epoch_5"):
+        train.check_finite({"critic_loss": 1.0, "actor_loss": float("nan")}, 7, tmp_path / "epoch_5")
     train.check_finite({"critic_loss": 1.0}, 1, None)
 
 
@@ -317,11 +321,11 @@ def test_cli_end_to_end_run_and_evaluate_checkpoint(tmp_path):
         assert all(np.isfinite(r[key]) for r in records), key
     assert records[-1]["eval/avg_episode_length"] == 20  # reacher never terminates
 
-    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt_*"))
-    assert checkpoints == ["ckpt_000002.msgpack", "ckpt_000003.msgpack"]
-    with np.load(run_dir / "checkpoints" / "buffer.npz") as saved:
-        assert saved["state"].shape == (50, 8, 10) and saved["action"].shape == (50, 8, 2)
-        assert int(saved["size"]) == 50  # 20 prefill + 3 epochs x 2 steps x 5, capped at 50
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert checkpoints == ["epoch_2", "epoch_3"]
+    meta = train.checkpoint_meta(run_dir)
+    assert (meta["epoch"], meta["env_steps"], meta["has_buffer"]) == (3, 400, True)
+    assert meta["wandb_id"] and meta["wandb_id"] in str(next((run_dir / "wandb").glob("offline-run-*")))
     assert "<html" in (run_dir / "render_0.html").read_text().lower()
     assert list((run_dir / "wandb").glob("offline-run-*")), "wandb offline run not written"
 
@@ -381,22 +385,43 @@ def test_reacher_learns_clearly_better_than_a_random_policy(tmp_path):
     assert trained > max(5 * random_success, random_success + 60)
 
 
-def test_episode_ids_advance_exactly_at_episode_ends():
-    env = train.wrap_for_training(train.make_env("reacher", tiny_config()), episode_length=3)
-    state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
+def unroll_training_env(reset_mode: str, num_envs: int = 2, steps: int = 8):
+    """Per step: the observation's goal, the episode id and done, with zero actions."""
+    base = train.make_env("reacher", tiny_config())
+    env = train.wrap_for_training(base, 3, reset_mode)
+    state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), num_envs))
 
     @jax.jit
     def unroll(state):
         def step(state, _):
-            episode_id = state.info["episode_id"]
-            state = env.step(state, jnp.zeros((2, 2)))
-            return state, (episode_id, state.done)
+            goal, episode_id = state.obs[:, base.obs_dim :], state.info["episode_id"]
+            state = env.step(state, jnp.zeros((num_envs, 2)))
+            return state, (goal, episode_id, state.done)
 
-        return jax.lax.scan(step, state, length=8)[1]
+        return jax.lax.scan(step, state, length=steps)[1]
 
-    ids, done = unroll(state)
+    return jax.device_get(unroll(state))
+
+
+@pytest.mark.parametrize("reset_mode", ["replay", "fresh"])
+def test_episode_ids_advance_exactly_at_episode_ends(reset_mode):
+    _, ids, done = unroll_training_env(reset_mode)
     np.testing.assert_array_equal(ids[:, 0], [0, 0, 0, 1, 1, 1, 2, 2])
     np.testing.assert_array_equal(done[:, 1], [0, 0, 1, 0, 0, 1, 0, 0])
+
+
+def test_replay_resets_repeat_the_first_goal_and_fresh_resets_draw_new_ones():
+    # The target's xy: what a reset draws (its height is not drawn).
+    replay_goals = unroll_training_env("replay", num_envs=4, steps=9)[0][..., :2]
+    fresh_goals = unroll_training_env("fresh", num_envs=4, steps=9)[0][..., :2]
+    # Episodes of 3 steps: steps 0-2, 3-5, 6-8. Same keys, so the first episode agrees.
+    np.testing.assert_array_equal(replay_goals[0], fresh_goals[0])
+    for t in (3, 6):
+        np.testing.assert_array_equal(replay_goals[t], replay_goals[0])
+        assert np.all(np.abs(fresh_goals[t] - fresh_goals[0]).max(axis=-1) > 1e-3)
+    assert not np.allclose(fresh_goals[6], fresh_goals[3])
+    # Within an episode the goal never changes.
+    np.testing.assert_array_equal(fresh_goals[4], fresh_goals[3])
 
 
 # -- multi-device ---------------------------------------------------------------------------
@@ -409,7 +434,7 @@ import train
 from tests.test_train import run_epochs, tiny_config
 assert jax.device_count() == 2, jax.devices()
 trainer = train.build(tiny_config())
-ts, buf, history, evals = run_epochs(trainer, seed=5, epochs=2)
+ts, _, buf, history, evals = run_epochs(trainer, seed=5, epochs=2)
 assert buf.state.sharding.spec == jax.sharding.PartitionSpec(None, "data")
 print(json.dumps({{"history": [{{k: float(v) for k, v in m.items()}} for m in history],
                   "evals": {{k: float(v) for k, v in evals.items()}}}}))
@@ -428,7 +453,7 @@ def test_two_devices_compute_the_same_losses_as_one(tiny_trainer):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sharded = json.loads(result.stdout.strip().splitlines()[-1])
-    _, _, history, evals = run_epochs(tiny_trainer, seed=5, epochs=2)
+    _, _, _, history, evals = run_epochs(tiny_trainer, seed=5, epochs=2)
     for one, two in zip(history, sharded["history"], strict=True):
         for key, value in one.items():
             np.testing.assert_allclose(two[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
