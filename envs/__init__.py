@@ -12,6 +12,7 @@ from typing import Callable, Optional
 from envs.ant import Ant
 from envs.ant_maze import registry as _ant_maze_registry
 from envs.ant_variants import AntBall, AntPush, AntRandomStart
+from envs.ant_variants import ball_maze_registry as _ant_ball_maze_registry
 from envs.arm import parse_id as _arm_parse_id
 from envs.arm import registry as _arm_registry
 from envs.base import GoalEnv, goal_metrics
@@ -44,6 +45,7 @@ _REGISTRY: dict[str, Callable[..., GoalEnv]] = {
     "ant_random_start": AntRandomStart,
     "ant_ball": AntBall,
     "ant_push": AntPush,
+    **_ant_ball_maze_registry(),
 }
 
 ENV_IDS: tuple[str, ...] = tuple(sorted(_REGISTRY))

@@ -5,32 +5,21 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import jax
-import mujoco
 from brax import base
 from jax import numpy as jp
 
 from envs.assets import add_target_body, load_brax_asset_tree, tree_to_system
-from envs.base import GoalEnv
+from envs.base import BRAX_MJX_OPT, GoalEnv, Physics, out_of_range
 
-# backend -> (physics timestep or None for the XML's 0.01, n_frames, extra
-# system fields). All give an env dt of 0.05.
-_BACKEND_SETTINGS = {
-    "spring": (0.005, 10, {}),
-    "positional": (0.005, 10, {}),
-    "generalized": (None, 5, {}),
-    "mjx": (
-        None,
-        5,
-        {
-            "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
-            "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
-            "opt.iterations": 1,
-            "opt.ls_iterations": 4,
-        },
-    ),
+# All give an env dt of 0.05 (see the class docstring).
+ANT_BACKENDS = {
+    "spring": Physics(n_frames=10, timestep=0.005),
+    "positional": Physics(n_frames=10, timestep=0.005, gear=200.0),
+    "generalized": Physics(n_frames=5),
+    "mjx": Physics(n_frames=5, opt=BRAX_MJX_OPT),
 }
 
-_Q_ANT, _QD_ANT = 15, 14  # free root (7 / 6) + 8 hinges
+Q_ANT, QD_ANT = 15, 14  # free root (7 / 6) + 8 hinges
 _TORSO = 0  # brax link index; the target is the last link
 
 
@@ -60,7 +49,7 @@ class Ant(GoalEnv):
     the target is put at `goal_distance` (default 10) from the origin at angle
     U(0, 2*pi), with zero velocity.
 
-    Backends (`backend=`), all with env dt 0.05:
+    Backends (`backend=`, table `ANT_BACKENDS`), all with env dt 0.05:
 
     * "spring" (default, both reference repos): timestep 0.005, n_frames 10.
       On the 2-core dev CPU (128 vmapped envs, 62-step scan, random actions)
@@ -84,37 +73,20 @@ class Ant(GoalEnv):
     success_radius = 0.5
     success_easy_radius = 2.0
     healthy_z_range = (0.2, 1.0)
+    backends = ANT_BACKENDS
 
     def __init__(
         self,
         backend: str = "spring",
         goal_distance: float = 10.0,
         timestep: float | None = None,
+        tree: ET.ElementTree | None = None,
         **kwargs,
     ):
-        sys = self._configure(tree_to_system(ant_tree()), backend, timestep)
-        kwargs.setdefault("n_frames", _BACKEND_SETTINGS[backend][1])
-        super().__init__(sys=sys, backend=backend, **kwargs)
+        """`tree=` replaces the asset (mazes and ant variants build their own)."""
+        sys = tree_to_system(ant_tree() if tree is None else tree)
+        super().__init__(sys=sys, backend=backend, timestep=timestep, **kwargs)
         self.goal_distance = goal_distance
-
-    @staticmethod
-    def _configure(sys: base.System, backend: str, timestep: float | None = None) -> base.System:
-        """Applies the per-backend physics settings (see class docstring); `timestep`
-        overrides the backend's physics timestep."""
-        if backend not in _BACKEND_SETTINGS:
-            raise ValueError(
-                f"ant backend must be one of {sorted(_BACKEND_SETTINGS)}, got {backend!r}"
-            )
-        default_timestep, _, extra = _BACKEND_SETTINGS[backend]
-        timestep = timestep if timestep is not None else default_timestep
-        if timestep is not None:
-            sys = sys.tree_replace({"opt.timestep": timestep})
-        if extra:
-            sys = sys.tree_replace(extra)
-        if backend == "positional":
-            gear = jp.full_like(sys.actuator.gear, 200.0)
-            sys = sys.replace(actuator=sys.actuator.replace(gear=gear))
-        return sys
 
     def _sample_goal(self, rng: jax.Array) -> jax.Array:
         angle = 2 * jp.pi * jax.random.uniform(rng)
@@ -122,9 +94,7 @@ class Ant(GoalEnv):
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         rng_q, rng_qd, rng_goal = jax.random.split(rng, 3)
-        q = self.sys.init_q + jax.random.uniform(
-            rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1
-        )
+        q = self.sys.init_q + jax.random.uniform(rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1)
         qd = 0.1 * jax.random.normal(rng_qd, (self.sys.qd_size(),))
         q = q.at[-2:].set(self._sample_goal(rng_goal))
         return q, qd.at[-2:].set(0.0)
@@ -132,8 +102,8 @@ class Ant(GoalEnv):
     def _get_obs(self, pipeline_state: base.State) -> jax.Array:
         return jp.concatenate(
             [
-                pipeline_state.q[:_Q_ANT],
-                pipeline_state.qd[:_QD_ANT],
+                pipeline_state.q[:Q_ANT],
+                pipeline_state.qd[:QD_ANT],
                 pipeline_state.x.pos[-1, :2],
             ]
         )
@@ -144,8 +114,4 @@ class Ant(GoalEnv):
         return metrics
 
     def _done(self, pipeline_state: base.State) -> jax.Array:
-        z = pipeline_state.x.pos[_TORSO, 2]
-        low, high = self.healthy_z_range
-        # Same dtype (and no weak type) as reset's done, so a jitted
-        # rollout is not retraced on its second call.
-        return ((z < low) | (z > high)).astype(z.dtype)
+        return out_of_range(pipeline_state.x.pos[_TORSO, 2], self.healthy_z_range)

@@ -10,9 +10,14 @@ import numpy as np
 from jax import numpy as jp
 
 from envs import maze
-from envs.ant import _BACKEND_SETTINGS, Ant
-from envs.assets import add_target_body, load_brax_asset_tree, tree_to_system
-from envs.base import GoalEnv
+from envs.ant import Ant
+from envs.assets import (
+    add_target_body,
+    load_brax_asset_tree,
+    set_floor_size,
+    set_geom_attributes,
+    set_init_qpos,
+)
 
 CELL_SIZE = 4.0
 TARGET_RANGE = 100.0
@@ -51,21 +56,16 @@ def ant_maze_tree(layout: maze.Layout, start_xy, cell_size: float = CELL_SIZE) -
     target body; being geoms they leave the target the last link.
     """
     tree = load_brax_asset_tree("ant.xml")
-    root = tree.getroot()
-    for name in _WALL_TOUCHING_GEOMS:
-        root.find(f".//geom[@name='{name}']").set("conaffinity", "1")
-    maze.set_floor_size(tree, FLOOR_HALF_EXTENT)
-    init_qpos = root.find("./custom/numeric[@name='init_qpos']")
-    values = init_qpos.get("data").split()
-    values[0:2] = (f"{float(v):g}" for v in start_xy)
-    init_qpos.set("data", " ".join(values))
+    set_geom_attributes(tree, _WALL_TOUCHING_GEOMS, conaffinity="1")
+    set_floor_size(tree, FLOOR_HALF_EXTENT)
+    set_init_qpos(tree, 0, start_xy)
     add_target_body(tree, TARGET_RANGE)
     maze.add_walls(tree, layout, cell_size)
     maze.limit_contact_pairs(tree, MAX_WALL_PAIRS)
     return tree
 
 
-class AntMaze(Ant):
+class AntMaze(maze.MazeTask, Ant):
     """Ant that must bring its torso to a goal cell of a maze (`ant_<layout>`).
 
     Robot, observation (31 = q_ant 15 | qd_ant 14 | target xy), obs_dim 29,
@@ -108,38 +108,13 @@ class AntMaze(Ant):
         timestep: float | None = None,
         **kwargs,
     ):
-        grid = self._layout_grid(layout)
-        self.layout_name = layout
-        self.layout = grid
-        self._start_xy = maze.start_xy(grid, CELL_SIZE)
-        self._goal_xys = jp.asarray(maze.goal_xys(grid, CELL_SIZE))
-        sys = self._configure(tree_to_system(ant_maze_tree(grid, self._start_xy)), backend)
-        if timestep is not None:
-            sys = sys.tree_replace({"opt.timestep": timestep})
-        kwargs.setdefault("n_frames", _BACKEND_SETTINGS[backend][1])
-        # Ant.__init__ would build the open-floor asset; the maze has its own.
-        GoalEnv.__init__(self, sys=sys, backend=backend, **kwargs)
+        self._set_layout(layout, self._layout_grid(layout), CELL_SIZE)
+        tree = ant_maze_tree(self.layout, self.start_xy)
+        super().__init__(backend=backend, timestep=timestep, tree=tree, **kwargs)
 
     @staticmethod
     def _layout_grid(layout: str) -> maze.Layout:
-        if layout not in maze.ANT_LAYOUTS:
-            raise ValueError(
-                f"unknown ant maze layout {layout!r}; valid: {sorted(maze.ANT_LAYOUTS)}"
-            )
-        return maze.ANT_LAYOUTS[layout]
-
-    @property
-    def goal_candidates(self) -> jax.Array:
-        """World xy of every goal the reset can draw, [n, 2]."""
-        return self._goal_xys
-
-    @property
-    def start_xy(self) -> np.ndarray:
-        return self._start_xy
-
-    def _sample_goal(self, rng: jax.Array) -> jax.Array:
-        index = jax.random.randint(rng, (), 0, self._goal_xys.shape[0])
-        return self._goal_xys[index]
+        return maze.pick_layout(maze.ANT_LAYOUTS, layout, "ant")
 
 
 class AntMazeGeneralization(AntMaze):
@@ -163,20 +138,14 @@ class AntMazeGeneralization(AntMaze):
     def __init__(self, layout: str = "u_maze", config: str = "1f2f3f", **kwargs):
         self.config = config
         super().__init__(layout=layout, **kwargs)
-        starts, goals, probs = maze.distance_pairs(
-            self.layout, maze.parse_gen_config(config), CELL_SIZE
-        )
+        starts, goals, probs = maze.distance_pairs(self.layout, maze.parse_gen_config(config), CELL_SIZE)
         self._pair_starts, self._pair_goals = jp.asarray(starts), jp.asarray(goals)
         self._pair_logits = jp.log(jp.asarray(probs))
         self._goal_xys = jp.asarray(np.unique(goals, axis=0))
 
     @staticmethod
     def _layout_grid(layout: str) -> maze.Layout:
-        if layout not in maze.GEN_LAYOUTS:
-            raise ValueError(
-                f"unknown generalization layout {layout!r}; valid: {sorted(maze.GEN_LAYOUTS)}"
-            )
-        return maze.GEN_LAYOUTS[layout]
+        return maze.pick_layout(maze.GEN_LAYOUTS, layout, "generalization")
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         rng_ant, rng_pair = jax.random.split(rng)
@@ -188,7 +157,7 @@ class AntMazeGeneralization(AntMaze):
 
 def registry() -> dict:
     """Env id -> constructor for every ant maze and stitching id."""
-    entries = {f"ant_{name}": functools.partial(AntMaze, layout=name) for name in maze.ANT_LAYOUTS}
+    entries = maze.registry("ant", AntMaze, maze.ANT_LAYOUTS)
     for layout, configs in GEN_CONFIGS.items():
         for config in configs:
             entries[f"ant_{layout}_gen_{config}"] = functools.partial(

@@ -1,8 +1,8 @@
-"""Ant tasks beyond `ant`: random start, ant soccer and ant push.
+"""Ant tasks beyond `ant`: random start, ant soccer (open floor and mazes) and ant push.
 
 All share `Ant`'s robot, observation prefix (q_ant 15 | qd_ant 14), reset
 noise, `distance_from_origin` metric and termination (torso z outside
-[0.2, 1.0]); see `envs/ant.py`. Like `ant`, they take `backend=` but not
+[0.2, 1.0]); see `envs/ant.py`. Like `ant`, they take `backend=` and
 `timestep=`.
 
 Speed on the shared 2-core dev CPU (128 vmapped envs, 62-step scan, uniform
@@ -17,16 +17,21 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import jax
-import mujoco
 from brax import base
 from jax import numpy as jp
 
-from envs.ant import _BACKEND_SETTINGS as _ANT_BACKENDS
-from envs.ant import Ant, ant_tree
-from envs.assets import add_target_body, extend_init_qpos, load_brax_asset_tree, tree_to_system
-from envs.base import GoalEnv
-
-_Q_ANT, _QD_ANT = 15, 14
+from envs import maze
+from envs.ant import Q_ANT, QD_ANT, Ant
+from envs.assets import (
+    add_slide_joints,
+    add_target_body,
+    extend_init_qpos,
+    load_brax_asset_tree,
+    set_floor_size,
+    set_geom_attributes,
+    set_init_qpos,
+)
+from envs.base import BRAX_MJX_OPT, Physics
 
 
 class AntRandomStart(Ant):
@@ -48,30 +53,17 @@ class AntRandomStart(Ant):
 
 
 class _AntWithObject(Ant):
-    """An ant built from its own asset, with one extra jointed body before the target.
+    """An ant with one extra jointed body before the target (its own asset, `tree=`).
 
     The extra body (ball or block) is link -2; its world xy is appended to the
     state after q_ant and qd_ant.
     """
 
-    def __init__(
-        self,
-        tree: ET.ElementTree,
-        backend: str,
-        goal_distance: float | None = None,
-        **kwargs,
-    ):
-        sys = self._configure(tree_to_system(tree), backend)
-        kwargs.setdefault("n_frames", _ANT_BACKENDS[backend][1])
-        # Ant.__init__ would build the plain ant asset; this one has its own.
-        GoalEnv.__init__(self, sys=sys, backend=backend, **kwargs)
-        self.goal_distance = goal_distance
-
     def _get_obs(self, pipeline_state: base.State) -> jax.Array:
         return jp.concatenate(
             [
-                pipeline_state.q[:_Q_ANT],
-                pipeline_state.qd[:_QD_ANT],
+                pipeline_state.q[:Q_ANT],
+                pipeline_state.qd[:QD_ANT],
                 pipeline_state.x.pos[-2, :2],  # object
                 pipeline_state.x.pos[-1, :2],  # target
             ]
@@ -79,6 +71,14 @@ class _AntWithObject(Ant):
 
 
 # -- ant soccer ------------------------------------------------------------------
+
+_BALL_TOUCHING_GEOMS = (
+    "torso_geom",
+    "left_foot_geom",
+    "right_foot_geom",
+    "third_foot_geom",
+    "fourth_foot_geom",
+)
 
 
 def ant_ball_tree(ball_xy_range: float = 100.0, target_xy_range: float = 20.0) -> ET.ElementTree:
@@ -92,25 +92,11 @@ def ant_ball_tree(ball_xy_range: float = 100.0, target_xy_range: float = 20.0) -
     """
     tree = load_brax_asset_tree("ant.xml")
     root = tree.getroot()
-    for geom in root.iter("geom"):
-        if geom.get("name") == "torso_geom" or geom.get("name", "").endswith("_foot_geom"):
-            geom.set("conaffinity", "1")
+    set_geom_attributes(tree, _BALL_TOUCHING_GEOMS, conaffinity="1")
     ball = ET.SubElement(root.find("worldbody"), "body", name="object", pos="0 0 0.5")
-    for axis_name, axis in (("x", "1 0 0"), ("y", "0 1 0")):
-        ET.SubElement(
-            ball,
-            "joint",
-            name=f"ball_{axis_name}",
-            type="slide",
-            axis=axis,
-            pos="0 0 0",
-            range=f"{-ball_xy_range} {ball_xy_range}",
-            damping="0",
-        )
+    add_slide_joints(ball, "ball", "xy", ball_xy_range, damping="0")
     # Invisible, non-colliding: it carries most of the ball's mass.
-    ET.SubElement(
-        ball, "geom", type="sphere", size="0.5", density="1", conaffinity="0", rgba="1 1 1 0"
-    )
+    ET.SubElement(ball, "geom", type="sphere", size="0.5", density="1", conaffinity="0", rgba="1 1 1 0")
     ET.SubElement(
         ball,
         "geom",
@@ -150,16 +136,90 @@ class AntBall(_AntWithObject):
     goal_start = 29
     goal_end = 31
 
-    def __init__(self, backend: str = "spring", goal_distance: float = 5.0, **kwargs):
-        super().__init__(ant_ball_tree(), backend, goal_distance, **kwargs)
+    def __init__(self, goal_distance: float = 5.0, tree: ET.ElementTree | None = None, **kwargs):
+        tree = ant_ball_tree() if tree is None else tree
+        super().__init__(goal_distance=goal_distance, tree=tree, **kwargs)
+
+    def _sample_ball(self, rng: jax.Array, target: jax.Array) -> jax.Array:
+        angle = 2 * jp.pi * jax.random.uniform(rng)
+        return 0.2 * target + jp.array([jp.cos(angle), jp.sin(angle)])
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         rng, rng_ball = jax.random.split(rng)
         q, qd = super()._initial_q_qd(rng)
-        angle = 2 * jp.pi * jax.random.uniform(rng_ball)
-        ball = 0.2 * q[-2:] + jp.array([jp.cos(angle), jp.sin(angle)])
-        q = q.at[_Q_ANT : _Q_ANT + 2].set(ball)
-        return q, qd.at[_QD_ANT : _QD_ANT + 2].set(0.0)
+        q = q.at[Q_ANT : Q_ANT + 2].set(self._sample_ball(rng_ball, q[-2:]))
+        return q, qd.at[QD_ANT : QD_ANT + 2].set(0.0)
+
+
+# -- ant soccer in a maze ------------------------------------------------------------
+
+BALL_MAZE_CELL_SIZE = 4.0
+# Wall pairs MJX collides per geom-type group: the largest is sphere-box (torso,
+# 4 feet, ball), each near at most 3 wall blocks at once (`maze.limit_contact_pairs`).
+BALL_MAZE_MAX_WALL_PAIRS = 18
+
+
+def ant_ball_maze_tree(
+    layout: maze.Layout, start_xy, cell_size: float = BALL_MAZE_CELL_SIZE
+) -> ET.ElementTree:
+    """`ant_ball_tree` with ball and target slides of +-100, floor 100 x 100, the
+    torso xy of `init_qpos` at `start_xy`, and one wall box per `#` (`envs.maze`).
+
+    As in JaxGCRL's asset, the torso, the feet and the ball touch the walls;
+    the upper legs do not (unlike the ant mazes').
+    """
+    tree = ant_ball_tree(ball_xy_range=100.0, target_xy_range=100.0)
+    set_floor_size(tree, 100.0)
+    set_init_qpos(tree, 0, start_xy)
+    maze.add_walls(tree, layout, cell_size)
+    maze.limit_contact_pairs(tree, BALL_MAZE_MAX_WALL_PAIRS)
+    return tree
+
+
+class AntBallMaze(maze.MazeTask, AntBall):
+    """Ant soccer between maze walls (`ant_ball_u_maze`, `ant_ball_big_maze`; JaxGCRL's task).
+
+    Asset: `ant_ball_maze_tree`; layouts `maze.BALL_LAYOUTS` (JaxGCRL's grids,
+    cell size 4.0, walls 2.0 high), where `B` marks the ball's start cells.
+    Observation (33), goal slice **[29, 31) = ball xy**, success (ball-target
+    < 0.5, success_easy < 2.0), termination and backends (default spring,
+    0.005 x 10) as `ant_ball`.
+
+    Reset: the ant's noise on every q entry, then the torso xy exactly on the
+    R cell centre; target = centre of a uniformly drawn G cell; ball = centre
+    of a uniformly drawn B cell, at rest.
+
+    Deliberate deviations from JaxGCRL (spec 5.5, 14.1): its goal indices
+    [28, 29] are off by one (the last hinge velocity and the ball x); here the
+    goal is the ball xy, matching the appended target. It draws the goal cell
+    and the ball cell with one shared key, so the two choices are coupled;
+    here they are independent draws. No `_eval` layouts: the spec's ant-ball
+    maze data has none.
+    """
+
+    def __init__(self, layout: str = "u_maze", **kwargs):
+        grid = maze.pick_layout(maze.BALL_LAYOUTS, layout, "ant-ball")
+        self._set_layout(layout, grid, BALL_MAZE_CELL_SIZE)
+        self._ball_xys = jp.asarray(maze.cell_centers(grid, maze.BALL, BALL_MAZE_CELL_SIZE))
+        super().__init__(tree=ant_ball_maze_tree(grid, self.start_xy), **kwargs)
+
+    @property
+    def ball_candidates(self) -> jax.Array:
+        """World xy of every cell the ball can start on, [n, 2]."""
+        return self._ball_xys
+
+    def _sample_ball(self, rng: jax.Array, target: jax.Array) -> jax.Array:
+        del target
+        return self._ball_xys[jax.random.randint(rng, (), 0, self._ball_xys.shape[0])]
+
+    def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+        q, qd = super()._initial_q_qd(rng)
+        return q.at[0:2].set(self.start_xy), qd
+
+
+def ball_maze_registry() -> dict:
+    """Env id -> constructor for every ant-ball maze."""
+    return maze.registry("ant_ball", AntBallMaze, maze.BALL_LAYOUTS)
 
 
 # -- ant push ---------------------------------------------------------------------
@@ -176,11 +236,8 @@ _PUSH_WALLS = {
 }
 
 # mjx only: JaxGCRL reports the other pipelines unstable on this scene.
-_PUSH_MJX = {
-    "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
-    "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
-    "opt.iterations": 4,
-    "opt.ls_iterations": 8,
+_PUSH_BACKENDS = {
+    "mjx": Physics(n_frames=5, opt={**BRAX_MJX_OPT, "opt.iterations": 4, "opt.ls_iterations": 8}),
 }
 
 
@@ -197,11 +254,8 @@ def ant_push_tree() -> ET.ElementTree:
     default_geom = root.find("default/geom")
     default_geom.set("density", "40")
     default_geom.set("solimp", "0.995 0.995 0.01")
-    root.find(".//geom[@name='torso_geom']").set("contype", "1")
-    init_qpos = root.find("custom/numeric[@name='init_qpos']")
-    values = init_qpos.get("data").split()
-    values[2] = "0.75"
-    init_qpos.set("data", " ".join(values))
+    set_geom_attributes(tree, ["torso_geom"], contype="1")
+    set_init_qpos(tree, 2, [0.75])
 
     worldbody = root.find("worldbody")
     for name, (x, y, half_x, half_y) in _PUSH_WALLS.items():
@@ -217,18 +271,7 @@ def ant_push_tree() -> ET.ElementTree:
             rgba="0.7 0.5 0.3 1",
         )
     block = ET.SubElement(worldbody, "body", name="block", pos="8 8 2")
-    for axis_name, axis in (("x", "1 0 0"), ("y", "0 1 0"), ("z", "0 0 1")):
-        ET.SubElement(
-            block,
-            "joint",
-            name=f"block_{axis_name}",
-            type="slide",
-            axis=axis,
-            pos="0 0 0",
-            limited="false",
-            armature="0",
-            damping="0",
-        )
+    add_slide_joints(block, "block", "xyz", limited="false", armature="0", damping="0")
     ET.SubElement(
         block,
         "geom",
@@ -267,15 +310,10 @@ class AntPush(_AntWithObject):
     goal_start = 0
     goal_end = 2
 
-    def __init__(self, backend: str = "mjx", **kwargs):
-        if backend != "mjx":
-            raise ValueError(f"ant_push backend must be 'mjx', got {backend!r}")
-        super().__init__(ant_push_tree(), backend, **kwargs)
+    backends = _PUSH_BACKENDS
 
-    @staticmethod
-    def _configure(sys: base.System, backend: str) -> base.System:
-        del backend
-        return sys.tree_replace(_PUSH_MJX)
+    def __init__(self, backend: str = "mjx", **kwargs):
+        super().__init__(backend=backend, tree=ant_push_tree(), **kwargs)
 
     def _sample_goal(self, rng: jax.Array) -> jax.Array:
         rng_order, rng_jitter = jax.random.split(rng)

@@ -8,17 +8,17 @@ import jax
 from brax import base
 from jax import numpy as jp
 
-from envs.assets import load_brax_asset_tree, tree_to_system
-from envs.base import GoalEnv
+from envs.assets import add_target_body, load_brax_asset_tree, tree_to_system
+from envs.base import GoalEnv, Physics
 
-# backend -> (physics timestep or None for the XML's 0.01, n_frames, motor
-# gears or None for the XML's). Spring/positional use brax's own cheetah
-# settings. All give an env dt of 0.05.
-_BACKEND_SETTINGS = {
-    "spring": (0.003125, 16, (120.0, 90.0, 60.0, 120.0, 100.0, 100.0)),
-    "mjx": (None, 5, None),
-    "generalized": (None, 5, None),
-    "positional": (0.003125, 16, (120.0, 90.0, 60.0, 120.0, 100.0, 100.0)),
+# Spring/positional use brax's own cheetah settings (timestep, substeps,
+# gears); the others the XML's 0.01 and gears. All give an env dt of 0.05.
+_SOFT = Physics(n_frames=16, timestep=0.003125, gear=(120.0, 90.0, 60.0, 120.0, 100.0, 100.0))
+_BACKENDS = {
+    "spring": _SOFT,
+    "mjx": Physics(n_frames=5),
+    "generalized": Physics(n_frames=5),
+    "positional": _SOFT,
 }
 
 _N_BODY = 9  # rootx, rootz, rooty + 6 hinges; the target's slide follows
@@ -36,35 +36,9 @@ def cheetah_tree(target_x_range: float = 20.0) -> ET.ElementTree:
     entry (1) for the new link.
     """
     tree = load_brax_asset_tree("half_cheetah.xml")
-    root = tree.getroot()
-    damping = root.find("custom/numeric[@name='constraint_ang_damping']")
+    damping = tree.getroot().find("custom/numeric[@name='constraint_ang_damping']")
     damping.set("data", damping.get("data").strip() + " 1")
-    target = ET.SubElement(root.find("worldbody"), "body", name="target", pos="0 0 0.01")
-    ET.SubElement(
-        target,
-        "joint",
-        name="target_x",
-        type="slide",
-        axis="1 0 0",
-        pos="0 0 0",
-        limited="true",
-        range=f"{-target_x_range} {target_x_range}",
-        armature="0",
-        damping="0",
-        stiffness="0",
-    )
-    ET.SubElement(
-        target,
-        "geom",
-        name="target",
-        type="sphere",
-        pos="0 0 0",
-        size="0.9",
-        contype="0",
-        conaffinity="0",
-        mass="1",
-        rgba="0.2 0.8 0.2 1",
-    )
+    add_target_body(tree, target_x_range, axes="x", stiffness="0")
     return tree
 
 
@@ -105,27 +79,14 @@ class Cheetah(GoalEnv):
     goal_end = 1
     success_radius = 0.5
     success_easy_radius = 2.0
+    backends = _BACKENDS
 
-    def __init__(self, backend: str = "spring", timestep: float | None = None, **kwargs):
-        if backend not in _BACKEND_SETTINGS:
-            raise ValueError(
-                f"cheetah backend must be one of {sorted(_BACKEND_SETTINGS)}, got {backend!r}"
-            )
-        default_timestep, n_frames, gears = _BACKEND_SETTINGS[backend]
-        sys = tree_to_system(cheetah_tree())
-        timestep = default_timestep if timestep is None else timestep
-        if timestep is not None:
-            sys = sys.tree_replace({"opt.timestep": timestep})
-        if gears is not None:
-            sys = sys.replace(actuator=sys.actuator.replace(gear=jp.array(gears)))
-        kwargs.setdefault("n_frames", n_frames)
-        super().__init__(sys=sys, backend=backend, **kwargs)
+    def __init__(self, backend: str = "spring", **kwargs):
+        super().__init__(sys=tree_to_system(cheetah_tree()), backend=backend, **kwargs)
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         rng_q, rng_qd = jax.random.split(rng)
-        q = self.sys.init_q + jax.random.uniform(
-            rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1
-        )
+        q = self.sys.init_q + jax.random.uniform(rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1)
         qd = 0.1 * jax.random.normal(rng_qd, (self.sys.qd_size(),))
         return q.at[-1].set(GOAL_X), qd.at[-1].set(0.0)
 

@@ -5,58 +5,34 @@ Ids: `humanoid` (open floor) and `humanoid_<layout>` mazes (`HumanoidMaze`).
 
 from __future__ import annotations
 
-import functools
 import xml.etree.ElementTree as ET
 
 import jax
-import mujoco
 from brax import actuator, base
-from brax.envs.base import State
 from jax import numpy as jp
 
 from envs import maze
-from envs.assets import add_target_body, load_brax_asset_tree, tree_to_system
-from envs.base import GoalEnv
-
-# backend -> (physics timestep or None for the XML's 0.003, n_frames, extra
-# system fields). Spring and positional take the class's `spring_timestep`
-# instead (0.003 for `humanoid`, the paper's; 0.0015 for the mazes).
-_BACKEND_SETTINGS = {
-    "spring": (None, 10, {}),
-    "positional": (None, 10, {}),
-    "generalized": (None, 5, {}),
-    "mjx": (
-        None,
-        5,
-        {
-            "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
-            "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
-            "opt.iterations": 1,
-            "opt.ls_iterations": 4,
-        },
-    ),
-}
+from envs.assets import add_target_body, load_brax_asset_tree, set_floor_size, tree_to_system
+from envs.base import BRAX_MJX_OPT, GoalEnv, Physics, out_of_range
 
 # Motor gears for the soft (spring/positional) pipelines, in actuator order:
 # 350 on the 3 abdomen and 8 leg motors, 100 on the 6 arm motors (spec 6.1).
 _SPRING_GEARS = (350.0,) * 11 + (100.0,) * 6
 
-_Q_BODY = 24  # free torso (7) + 17 hinges; the target's x, y follow
+
+def _backends(soft_timestep: float) -> dict[str, Physics]:
+    """Humanoid backends; spring and positional step at `soft_timestep`."""
+    soft = Physics(n_frames=10, timestep=soft_timestep, gear=_SPRING_GEARS)
+    return {
+        "spring": soft,
+        "positional": soft,
+        "generalized": Physics(n_frames=5),  # the XML's 0.003
+        "mjx": Physics(n_frames=5, opt=BRAX_MJX_OPT),
+    }
+
+
 _TORSO = 0  # brax link index; the target is the last link
 TARGET_Z = 1.25  # height of the commanded torso position
-
-
-def _set_init_qpos(tree: ET.ElementTree) -> None:
-    """Writes the model's default pose as brax's `init_qpos` numeric.
-
-    brax's humanoid.xml has no `init_qpos`; `add_target_body` extends that
-    numeric, so it is created first from MuJoCo's compiled `qpos0` (torso at
-    z 1.4, identity orientation, hinges 0).
-    """
-    xml = ET.tostring(tree.getroot(), encoding="unicode")
-    qpos0 = mujoco.MjModel.from_xml_string(xml).qpos0
-    custom = tree.getroot().find("custom")
-    ET.SubElement(custom, "numeric", name="init_qpos", data=" ".join(f"{v:g}" for v in qpos0))
 
 
 def humanoid_tree(target_xy_range: float = 20.0, floor_size: float = 40.0) -> ET.ElementTree:
@@ -72,11 +48,9 @@ def humanoid_tree(target_xy_range: float = 20.0, floor_size: float = 40.0) -> ET
     so the target stays the last one.
     """
     tree = load_brax_asset_tree("humanoid.xml")
-    root = tree.getroot()
-    root.find("default/geom").set("contype", "1")
-    floor = root.find("worldbody/geom[@name='floor']")
-    floor.set("size", f"{floor_size} {floor_size} 0.125")
-    _set_init_qpos(tree)
+    tree.getroot().find("default/geom").set("contype", "1")
+    set_floor_size(tree, floor_size)
+    # The file has no init_qpos: this makes one from the default pose (torso at z 1.4).
     add_target_body(tree, target_xy_range, radius=0.5, z=TARGET_Z)
     return tree
 
@@ -107,7 +81,8 @@ class Humanoid(GoalEnv):
     z 1.25); success_easy < 2.0. Done = 1 when the torso z leaves [1.0, 2.0].
     Reward `-dist` (logged only).
 
-    Backends (`backend=`) and timesteps (`timestep=` overrides any):
+    Backends (`backend=`, table `_backends`) and timesteps (`timestep=`
+    overrides any):
 
     * "spring" (default; both reference repos): n_frames 10, gears 350
       (abdomen, legs) / 100 (arms). Default timestep **0.003** (env dt 0.03):
@@ -136,37 +111,12 @@ class Humanoid(GoalEnv):
     success_radius = 0.5
     success_easy_radius = 2.0
     healthy_z_range = (1.0, 2.0)
-    spring_timestep = 0.003  # paper Table 1 Humanoid (spec 12.3)
+    # Spring/positional at 0.003: paper Table 1 Humanoid (spec 12.3).
+    backends = _backends(0.003)
 
-    def __init__(
-        self,
-        backend: str = "spring",
-        timestep: float | None = None,
-        tree: ET.ElementTree | None = None,
-        **kwargs,
-    ):
-        if backend not in _BACKEND_SETTINGS:
-            raise ValueError(
-                f"humanoid backend must be one of {sorted(_BACKEND_SETTINGS)}, got {backend!r}"
-            )
+    def __init__(self, backend: str = "spring", tree: ET.ElementTree | None = None, **kwargs):
         sys = tree_to_system(humanoid_tree() if tree is None else tree)
-        sys = self._configure(sys, backend, timestep)
-        kwargs.setdefault("n_frames", _BACKEND_SETTINGS[backend][1])
         super().__init__(sys=sys, backend=backend, **kwargs)
-
-    def _configure(self, sys: base.System, backend: str, timestep: float | None) -> base.System:
-        default_timestep, _, extra = _BACKEND_SETTINGS[backend]
-        if backend in ("spring", "positional"):
-            default_timestep = self.spring_timestep
-            gear = jp.array(_SPRING_GEARS)
-            sys = sys.replace(actuator=sys.actuator.replace(gear=gear))
-        if timestep is None:
-            timestep = default_timestep
-        if timestep is not None:
-            sys = sys.tree_replace({"opt.timestep": timestep})
-        if extra:
-            sys = sys.tree_replace(extra)
-        return sys
 
     # -- reset ------------------------------------------------------------------
 
@@ -182,7 +132,7 @@ class Humanoid(GoalEnv):
 
     # -- observation, metrics, termination ---------------------------------------
 
-    def _scale_action(self, action: jax.Array) -> jax.Array:
+    def _ctrl(self, action: jax.Array) -> jax.Array:
         low, high = self.sys.actuator.ctrl_range[:, 0], self.sys.actuator.ctrl_range[:, 1]
         return low + (action + 1) * (high - low) * 0.5
 
@@ -202,15 +152,11 @@ class Humanoid(GoalEnv):
         com = jp.sum(inertia.mass[:, None] * x_i.pos, axis=0) / mass_sum
         return com, inertia, mass_sum, x_i
 
-    def _observe(self, pipeline_state: base.State, ctrl: jax.Array) -> jax.Array:
+    def _step_obs(self, pipeline_state: base.State, ctrl: jax.Array) -> jax.Array:
         com, inertia, mass_sum, x_i = self._com(pipeline_state)
         cinr = x_i.replace(pos=x_i.pos - com).vmap().do(inertia)
         com_inertia = jp.hstack([cinr.i.reshape((cinr.i.shape[0], -1)), inertia.mass[:, None]])
-        xd_i = (
-            base.Transform.create(pos=x_i.pos - pipeline_state.x.pos)
-            .vmap()
-            .do(pipeline_state.xd)
-        )
+        xd_i = base.Transform.create(pos=x_i.pos - pipeline_state.x.pos).vmap().do(pipeline_state.xd)
         com_velocity = jp.hstack([inertia.mass[:, None] * xd_i.vel / mass_sum, xd_i.ang])
         qfrc_actuator = actuator.to_tau(self.sys, ctrl, pipeline_state.q, pipeline_state.qd)
         # The target's z is fixed by definition; its link can sag on spring.
@@ -227,7 +173,7 @@ class Humanoid(GoalEnv):
         )
 
     def _get_obs(self, pipeline_state: base.State) -> jax.Array:
-        return self._observe(pipeline_state, jp.zeros(self.sys.act_size()))
+        return self._step_obs(pipeline_state, jp.zeros(self.sys.act_size()))
 
     def _metrics(self, pipeline_state: base.State, obs: jax.Array) -> dict[str, jax.Array]:
         metrics = super()._metrics(pipeline_state, obs)
@@ -236,24 +182,7 @@ class Humanoid(GoalEnv):
         return metrics
 
     def _done(self, pipeline_state: base.State) -> jax.Array:
-        z = pipeline_state.x.pos[_TORSO, 2]
-        low, high = self.healthy_z_range
-        return ((z < low) | (z > high)).astype(z.dtype)
-
-    def step(self, state: State, action: jax.Array) -> State:
-        # As GoalEnv.step, but the observation needs the rescaled action
-        # (its actuator-force block), so the action is threaded through.
-        ctrl = self._scale_action(action)
-        pipeline_state = self.pipeline_step(state.pipeline_state, ctrl)
-        obs = self._observe(pipeline_state, ctrl)
-        metrics = self._metrics(pipeline_state, obs)
-        return state.replace(
-            pipeline_state=pipeline_state,
-            obs=obs,
-            reward=-metrics["dist"],
-            done=self._done(pipeline_state),
-            metrics={**state.metrics, **metrics},
-        )
+        return out_of_range(pipeline_state.x.pos[_TORSO, 2], self.healthy_z_range)
 
 
 # -- mazes --------------------------------------------------------------------------
@@ -277,7 +206,7 @@ def humanoid_maze_tree(layout: maze.Layout) -> ET.ElementTree:
     return tree
 
 
-class HumanoidMaze(Humanoid):
+class HumanoidMaze(maze.MazeTask, Humanoid):
     """Humanoid that must reach a goal cell of a maze (`humanoid_<layout>`).
 
     Observation, success (3-D, goal z 1.25), termination and actions as
@@ -299,26 +228,12 @@ class HumanoidMaze(Humanoid):
     the body lies along a wall. Finite over 1000 bang-bang steps x 32 envs.
     """
 
-    spring_timestep = 0.0015
+    backends = _backends(0.0015)
 
     def __init__(self, layout: str = "u_maze", **kwargs):
-        if layout not in MAZE_LAYOUTS:
-            raise ValueError(
-                f"unknown humanoid maze layout {layout!r}; valid: {list(MAZE_LAYOUTS)}"
-            )
-        grid = maze.JG_LAYOUTS[layout]
-        self.layout_name = layout
-        self._start_xy = jp.asarray(maze.start_xy(grid, MAZE_CELL_SIZE))
-        self._goal_xys = jp.asarray(maze.goal_xys(grid, MAZE_CELL_SIZE))
+        grid = maze.pick_layout({name: maze.JG_LAYOUTS[name] for name in MAZE_LAYOUTS}, layout, "humanoid")
+        self._set_layout(layout, grid, MAZE_CELL_SIZE)
         super().__init__(tree=humanoid_maze_tree(grid), **kwargs)
-
-    @property
-    def goal_candidates(self) -> jax.Array:
-        """World xy of every goal the reset can draw, [n, 2]."""
-        return self._goal_xys
-
-    def _sample_goal(self, rng: jax.Array) -> jax.Array:
-        return self._goal_xys[jax.random.randint(rng, (), 0, self._goal_xys.shape[0])]
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         q, qd = super()._initial_q_qd(rng)
@@ -327,6 +242,4 @@ class HumanoidMaze(Humanoid):
 
 def maze_registry() -> dict:
     """Env id -> constructor for every humanoid maze id."""
-    return {
-        f"humanoid_{name}": functools.partial(HumanoidMaze, layout=name) for name in MAZE_LAYOUTS
-    }
+    return maze.registry("humanoid", HumanoidMaze, MAZE_LAYOUTS)

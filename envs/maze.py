@@ -3,7 +3,7 @@
 A layout is a tuple of equal-length strings, one per grid row:
 
 * `#` wall block, `R` start cell, `G` goal candidate, `.` free cell that is
-  never a goal.
+  never a goal, `B` ball start candidate (ant-ball mazes; otherwise free).
 * Cell (i, j) is row i (first string = row 0), column j. Its centre is the
   world point x = i * cell_size, y = j * cell_size: rows advance along +x,
   columns along +y, so a printed grid is the maze seen with +x pointing down.
@@ -15,21 +15,26 @@ mazes 2.0, point-mass mazes 4.0. Helpers here are robot-agnostic: `add_walls`
 (and `limit_contact_pairs`, which keeps big mazes as fast as small ones) edit
 an MJCF ElementTree; `start_xy`, `goal_xys` and `cell_centers` give world
 coordinates; `forward_path` and `distance_pairs` serve the stitching
-(`_gen_`) variant. `ANT_LAYOUTS` are the paper repo's ant grids, `JG_LAYOUTS`
-the grids of JaxGCRL and of both repos' humanoid mazes.
+(`_gen_`) variant; `MazeTask` gives a maze env its layout, start, goal cells
+and uniform goal draw. `ANT_LAYOUTS` are the paper repo's ant grids,
+`JG_LAYOUTS` the grids of JaxGCRL and of both repos' humanoid mazes,
+`BALL_LAYOUTS` JaxGCRL's ant-ball grids.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 
+import jax
 import numpy as np
+from jax import numpy as jp
 
 Layout = tuple[str, ...]
 
-WALL, START, GOAL, FREE = "#", "R", "G", "."
-_SYMBOLS = frozenset(WALL + START + GOAL + FREE)
+WALL, START, GOAL, FREE, BALL = "#", "R", "G", ".", "B"
+_SYMBOLS = frozenset(WALL + START + GOAL + FREE + BALL)
 WALL_RGBA = "0.7 0.5 0.3 1"
 
 # -- layouts ----------------------------------------------------------------------------
@@ -254,6 +259,27 @@ JG_LAYOUTS["big_maze_eval"] = (
     "########",
 )
 
+# JaxGCRL's ant-ball grids: B marks the cells the ball can start on.
+BALL_LAYOUTS: dict[str, Layout] = {
+    "u_maze": (
+        "#####",
+        "#RGB#",
+        "###G#",
+        "#GGG#",
+        "#####",
+    ),
+    "big_maze": (
+        "########",
+        "#R.##GG#",
+        "#..#GGG#",
+        "##BGB###",
+        "#GG#GGG#",
+        "#G#GG#G#",
+        "#GGG#GG#",
+        "########",
+    ),
+}
+
 # Single-corridor versions for the stitching variant: R and G mark the two ends.
 GEN_LAYOUTS: dict[str, Layout] = {
     "u_maze": (
@@ -399,10 +425,50 @@ def limit_contact_pairs(tree: ET.ElementTree, max_pairs: int) -> None:
     custom.insert(0, numeric)
 
 
-def set_floor_size(tree: ET.ElementTree, half_extent: float) -> None:
-    """Resizes the floor plane (cosmetic: brax/MJX planes are infinite)."""
-    floor = tree.getroot().find("./worldbody/geom[@name='floor']")
-    floor.set("size", f"{half_extent:g} {half_extent:g} {half_extent:g}")
+# -- maze envs --------------------------------------------------------------------------
+
+
+def pick_layout(layouts: dict[str, Layout], name: str, kind: str) -> Layout:
+    """`layouts[name]`, or a ValueError naming the valid layouts of this `kind` of maze."""
+    if name not in layouts:
+        raise ValueError(f"unknown {kind} maze layout {name!r}; valid: {sorted(layouts)}")
+    return layouts[name]
+
+
+def registry(prefix: str, env_class, layout_names) -> dict:
+    """`<prefix>_<layout>` -> constructor of `env_class` on that layout."""
+    return {f"{prefix}_{name}": functools.partial(env_class, layout=name) for name in layout_names}
+
+
+class MazeTask:
+    """Mixin for maze envs: the layout, its start cell and a uniform goal-cell draw.
+
+    `_set_layout` (called before the env builds its asset) stores `layout`,
+    `layout_name`, `cell_size`, `start_xy` (R cell centre) and
+    `goal_candidates` (G cell centres, [n, 2]); `_sample_goal` draws one of
+    the latter uniformly.
+    """
+
+    def _set_layout(self, name: str, layout: Layout, cell_size: float) -> None:
+        validate(layout)
+        self.layout_name = name
+        self.layout = layout
+        self.cell_size = cell_size
+        self._start_xy = start_xy(layout, cell_size)
+        self._goal_xys = jp.asarray(goal_xys(layout, cell_size))
+
+    @property
+    def start_xy(self) -> np.ndarray:
+        """World xy of the R cell centre."""
+        return self._start_xy
+
+    @property
+    def goal_candidates(self) -> jax.Array:
+        """World xy of every goal the reset can draw, [n, 2]."""
+        return self._goal_xys
+
+    def _sample_goal(self, rng: jax.Array) -> jax.Array:
+        return self._goal_xys[jax.random.randint(rng, (), 0, self._goal_xys.shape[0])]
 
 
 # -- stitching variant -----------------------------------------------------------------
@@ -458,9 +524,7 @@ def distance_pairs(
     path = cell_size * np.array(forward_path(layout), dtype=np.float32)
     distances = tuple(sorted(set(distances)))
     if not distances or min(distances) < 1 or max(distances) >= len(path):
-        raise ValueError(
-            f"distances {distances} must lie in 1..{len(path) - 1} for a {len(path)}-cell path"
-        )
+        raise ValueError(f"distances {distances} must lie in 1..{len(path) - 1} for a {len(path)}-cell path")
     starts, goals, probs = [], [], []
     for k in distances:
         n = len(path) - k

@@ -37,17 +37,14 @@ import xml.etree.ElementTree as ET
 
 import jax
 from brax import base
-from brax.envs.base import State
 from jax import numpy as jp
 
 from envs.assets import load_brax_asset_tree, tree_to_system
-from envs.base import GoalEnv
+from envs.base import GoalEnv, Physics
 
-# backend -> (physics timestep or None for the XML's 0.01, n_frames). mjx is
-# not offered: on the dev CPU its pusher step had not compiled after 10 min.
-_BACKEND_SETTINGS = {
-    "generalized": (None, 5),
-}
+# The XML's timestep 0.01. mjx is not offered: on the dev CPU its pusher step
+# had not compiled after 10 min.
+_BACKENDS = {"generalized": Physics(n_frames=5)}
 
 _N_ARM = 7
 _TIP_LINK = "r_wrist_flex_link"
@@ -96,19 +93,13 @@ def _uniform_pair(rng: jax.Array, first: tuple[float, float], second: tuple[floa
 class _PusherBase(GoalEnv):
     """Loading, backends, reset velocities, COM positions, pre-step metrics."""
 
-    def __init__(self, backend: str = "generalized", timestep: float | None = None, **kwargs):
-        if backend not in _BACKEND_SETTINGS:
-            raise ValueError(
-                f"pusher backend must be one of {sorted(_BACKEND_SETTINGS)}, got {backend!r}"
-            )
-        default_timestep, n_frames = _BACKEND_SETTINGS[backend]
-        sys = tree_to_system(self._tree())
-        timestep = default_timestep if timestep is None else timestep
-        if timestep is not None:
-            sys = sys.tree_replace({"opt.timestep": timestep})
-        kwargs.setdefault("n_frames", n_frames)
-        super().__init__(sys=sys, backend=backend, **kwargs)
-        self._tip = sys.link_names.index(_TIP_LINK)
+    backends = _BACKENDS
+    # Score the state the action is applied to (see module docstring).
+    metrics_before_step = True
+
+    def __init__(self, backend: str = "generalized", **kwargs):
+        super().__init__(sys=tree_to_system(self._tree()), backend=backend, **kwargs)
+        self._tip = self.sys.link_names.index(_TIP_LINK)
 
     def _tree(self) -> ET.ElementTree:
         return load_brax_asset_tree("pusher.xml")
@@ -126,18 +117,6 @@ class _PusherBase(GoalEnv):
     def _body_offsets(self, rng: jax.Array) -> jax.Array:
         """Slide coordinates of the objects and goals, in q order."""
         raise NotImplementedError
-
-    def step(self, state: State, action: jax.Array) -> State:
-        # Score the state the action is applied to (see module docstring).
-        metrics = self._metrics(state.pipeline_state, state.obs)
-        pipeline_state = self.pipeline_step(state.pipeline_state, action)
-        return state.replace(
-            pipeline_state=pipeline_state,
-            obs=self._get_obs(pipeline_state),
-            reward=-metrics["dist"],
-            done=jp.zeros_like(state.done),
-            metrics={**state.metrics, **metrics},
-        )
 
 
 class Pusher(_PusherBase):
@@ -180,12 +159,6 @@ class Pusher(_PusherBase):
                 com[_N_ARM + 1],  # goal
             ]
         )
-
-    def _metrics(self, pipeline_state: base.State, obs: jax.Array) -> dict[str, jax.Array]:
-        metrics = super()._metrics(pipeline_state, obs)
-        dist = metrics["dist"]
-        metrics["success_hard"] = (dist < self.success_hard_radius).astype(dist.dtype)
-        return metrics
 
 
 class PusherHard(Pusher):

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 from brax import base, math
 from brax.io import mjcf
 from jax import numpy as jp
 
 from envs.assets import brax_asset_path
-from envs.base import GoalEnv
+from envs.base import GoalEnv, Physics
 
-# backend -> (physics timestep or None for the XML's 0.01, n_frames, motor gear
-# or None for the XML's 200).
-_BACKEND_SETTINGS = {
-    "spring": (0.005, 4, 25.0),
-    "positional": (0.005, 4, 25.0),
-    "generalized": (None, 2, None),
+# Env dt 0.02 on all; generalized keeps the XML's timestep 0.01 and gear 200.
+_BACKENDS = {
+    "spring": Physics(n_frames=4, timestep=0.005, gear=25.0),
+    "positional": Physics(n_frames=4, timestep=0.005, gear=25.0),
+    "generalized": Physics(n_frames=2),
 }
 
-_TIP_OFFSET = jp.array([0.11, 0.0, 0.0])  # fingertip in body1's frame
+# numpy, not jax: importing envs must not start a JAX backend (jax.distributed needs that).
+_TIP_OFFSET = np.array([0.11, 0.0, 0.0], np.float32)  # fingertip in body1's frame
 _BODY1, _TARGET = 1, 2  # brax links; the jointless fingertip is fused into body1
 
 
@@ -61,30 +62,14 @@ class Reacher(GoalEnv):
     goal_start = 4
     goal_end = 7
     success_radius = 0.05
+    backends = _BACKENDS
 
-    def __init__(self, backend: str = "spring", timestep: float | None = None, **kwargs):
-        if backend not in _BACKEND_SETTINGS:
-            raise ValueError(
-                f"reacher backend must be one of {sorted(_BACKEND_SETTINGS)}, got {backend!r}"
-            )
-        default_timestep, n_frames, gear = _BACKEND_SETTINGS[backend]
-        sys = mjcf.load(brax_asset_path("reacher.xml"))
-        if timestep is None:
-            timestep = default_timestep
-        if timestep is not None:
-            sys = sys.tree_replace({"opt.timestep": timestep})
-        if gear is not None:
-            sys = sys.replace(
-                actuator=sys.actuator.replace(gear=jp.full_like(sys.actuator.gear, gear))
-            )
-        kwargs.setdefault("n_frames", n_frames)
-        super().__init__(sys=sys, backend=backend, **kwargs)
+    def __init__(self, backend: str = "spring", **kwargs):
+        super().__init__(sys=mjcf.load(brax_asset_path("reacher.xml")), backend=backend, **kwargs)
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         rng_q, rng_qd, rng_r, rng_a = jax.random.split(rng, 4)
-        q = self.sys.init_q + jax.random.uniform(
-            rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1
-        )
+        q = self.sys.init_q + jax.random.uniform(rng_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1)
         qd = jax.random.uniform(rng_qd, (self.sys.qd_size(),), minval=-0.005, maxval=0.005)
         radius = 0.2 * jax.random.uniform(rng_r)
         angle = 2 * jp.pi * jax.random.uniform(rng_a)
@@ -98,6 +83,4 @@ class Reacher(GoalEnv):
         tip_pos = x.pos[_BODY1] + offset
         # Velocity of the material point at the fingertip, rigidly attached to body1.
         tip_vel = xd.vel[_BODY1] + jp.cross(xd.ang[_BODY1], offset)
-        return jp.concatenate(
-            [jp.cos(angles), jp.sin(angles), tip_pos, tip_vel, x.pos[_TARGET]]
-        )
+        return jp.concatenate([jp.cos(angles), jp.sin(angles), tip_pos, tip_vel, x.pos[_TARGET]])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import xml.etree.ElementTree as ET
 
 import jax
@@ -10,18 +9,18 @@ from brax import base
 from jax import numpy as jp
 
 from envs import maze
-from envs.assets import add_target_body, tree_to_system
-from envs.base import GoalEnv
+from envs.assets import add_slide_joints, add_target_body, tree_to_system
+from envs.base import GoalEnv, Physics
 
 CELL_SIZE = 4.0
 SLIDE_RANGE = 100.0
 _HEIGHT = 0.75  # sphere centre; radius 0.25, so it floats 0.5 above the floor
 _GEAR = 5.0
 
-# backend -> (physics timestep or None for the XML's 0.01, n_frames); env dt 0.05.
-_BACKEND_SETTINGS = {
-    "spring": (0.005, 10),
-    "generalized": (None, 5),
+# Env dt 0.05 on both.
+_BACKENDS = {
+    "spring": Physics(n_frames=10, timestep=0.005),
+    "generalized": Physics(n_frames=5),  # the XML's 0.01
 }
 
 # brax spring parameters, as in brax's ant.xml: the point mass comes from the
@@ -69,11 +68,7 @@ def point_mass_tree(layout: maze.Layout, start_xy, cell_size: float = CELL_SIZE)
         conaffinity="1", rgba="0.5 0.5 0.5 1",
     )  # fmt: skip
     torso = ET.SubElement(worldbody, "body", name="torso", pos=f"0 0 {_HEIGHT}")
-    for axis_name, axis in (("x", "1 0 0"), ("y", "0 1 0")):
-        ET.SubElement(
-            torso, "joint", name=f"slide_{axis_name}", type="slide", axis=axis, pos="0 0 0",
-            range=f"{-SLIDE_RANGE:g} {SLIDE_RANGE:g}",
-        )  # fmt: skip
+    add_slide_joints(torso, "slide", "xy", SLIDE_RANGE)
     ET.SubElement(
         torso, "geom", name="torso_geom", type="sphere", size="0.25", contype="1",
         conaffinity="1", rgba="0.8 0.4 0.2 1",
@@ -89,7 +84,7 @@ def point_mass_tree(layout: maze.Layout, start_xy, cell_size: float = CELL_SIZE)
     return tree
 
 
-class SimpleMaze(GoalEnv):
+class SimpleMaze(maze.MazeTask, GoalEnv):
     """Point mass that must reach a goal cell of a maze (`simple_<layout>`, JaxGCRL's task).
 
     Asset: `point_mass_tree` (no file). q = point xy (2) + target xy (2).
@@ -123,58 +118,26 @@ class SimpleMaze(GoalEnv):
     goal_end = 2
     success_radius = 0.5
     success_easy_radius = 2.0
+    backends = _BACKENDS
 
-    def __init__(
-        self,
-        layout: str = "u_maze",
-        backend: str = "spring",
-        timestep: float | None = None,
-        **kwargs,
-    ):
-        if layout not in maze.JG_LAYOUTS:
-            raise ValueError(
-                f"unknown simple maze layout {layout!r}; valid: {sorted(maze.JG_LAYOUTS)}"
-            )
-        if backend not in _BACKEND_SETTINGS:
-            raise ValueError(
-                f"simple maze backend must be one of {sorted(_BACKEND_SETTINGS)}, got {backend!r}"
-            )
-        self.layout_name = layout
-        self.layout = maze.JG_LAYOUTS[layout]
-        self._start_xy = maze.start_xy(self.layout, CELL_SIZE)
-        self._goal_xys = jp.asarray(maze.goal_xys(self.layout, CELL_SIZE))
-        sys = tree_to_system(point_mass_tree(self.layout, self._start_xy))
-        default_timestep, n_frames = _BACKEND_SETTINGS[backend]
-        timestep = timestep if timestep is not None else default_timestep
-        if timestep is not None:
-            sys = sys.tree_replace({"opt.timestep": timestep})
-        kwargs.setdefault("n_frames", n_frames)
+    def __init__(self, layout: str = "u_maze", backend: str = "spring", **kwargs):
+        self._set_layout(layout, maze.pick_layout(maze.JG_LAYOUTS, layout, "simple"), CELL_SIZE)
+        sys = tree_to_system(point_mass_tree(self.layout, self.start_xy))
         super().__init__(sys=sys, backend=backend, **kwargs)
-
-    @property
-    def goal_candidates(self) -> jax.Array:
-        return self._goal_xys
-
-    @property
-    def start_xy(self):
-        return self._start_xy
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
         rng_qd, rng_goal = jax.random.split(rng)
-        goal = self._goal_xys[jax.random.randint(rng_goal, (), 0, self._goal_xys.shape[0])]
-        q = jp.concatenate([jp.asarray(self._start_xy), goal])
+        q = jp.concatenate([jp.asarray(self.start_xy), self._sample_goal(rng_goal)])
         qd = jp.concatenate([0.1 * jax.random.normal(rng_qd, (2,)), jp.zeros(2)])
         return q, qd
 
     def _get_obs(self, pipeline_state: base.State) -> jax.Array:
-        return jp.concatenate(
-            [pipeline_state.q[:2], pipeline_state.qd[:2], pipeline_state.x.pos[-1, :2]]
-        )
+        return jp.concatenate([pipeline_state.q[:2], pipeline_state.qd[:2], pipeline_state.x.pos[-1, :2]])
 
 
 def registry() -> dict:
     """Env id -> constructor for every point-mass maze."""
-    return {f"simple_{name}": functools.partial(SimpleMaze, layout=name) for name in LAYOUTS}
+    return maze.registry("simple", SimpleMaze, LAYOUTS)
 
 
 __all__ = ["SimpleMaze", "point_mass_tree", "registry"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from typing import Callable
 
 import jax
@@ -29,6 +30,8 @@ import jax.numpy as jp
 import numpy as np
 import pytest
 from brax import base, kinematics
+from brax.io import html
+from brax.io import json as brax_json
 
 import envs
 from envs import humanoid, maze, pusher
@@ -118,6 +121,7 @@ class Run:
     done: np.ndarray  # [T, B]
     reward: np.ndarray
     metrics: dict  # [T, B] each
+    frames: base.State  # pipeline states of row 0, [T]
 
 
 def _edited_reset(env: envs.GoalEnv, edit: Callable) -> Callable:
@@ -158,7 +162,8 @@ def _run(env_id: str) -> Run:
 
         def body(s, a):
             s = vstep(s, a)
-            return s, (s.obs, s.done, s.reward, s.metrics)
+            row0 = jax.tree.map(lambda x: x[0], s.pipeline_state)
+            return s, (s.obs, s.done, s.reward, s.metrics, row0)
 
         final, trajectory = jax.lax.scan(body, state, actions)
         return state, final, trajectory
@@ -169,13 +174,11 @@ def _run(env_id: str) -> Run:
     params = np.zeros((B, width), np.float32)
     params[EDITED, 0] = 1.0
     params[EDITED, 1:] = scenario.params
-    actions = jax.random.uniform(
-        jax.random.PRNGKey(1), (T, B, env.action_size), minval=-1.0, maxval=1.0
-    )
+    actions = jax.random.uniform(jax.random.PRNGKey(1), (T, B, env.action_size), minval=-1.0, maxval=1.0)
     actions = actions.at[:, 1].set(actions[:, 0]).at[:, EDITED].set(0.0)
     out = jax.device_get(program(keys, jp.asarray(params), actions))
-    state, final, (obs, done, reward, metrics) = out
-    return Run(env_id, env, np.asarray(actions), state, final, obs, done, reward, metrics)
+    state, final, (obs, done, reward, metrics, frames) = out
+    return Run(env_id, env, np.asarray(actions), state, final, obs, done, reward, metrics, frames)
 
 
 @pytest.fixture(params=sorted(SCENARIOS))
@@ -327,6 +330,14 @@ def test_success_at_goal_and_not_far(run):
     np.testing.assert_array_equal(first["success"], scenario.success, err_msg=str(first["dist"]))
     if scenario.success_easy is not None:
         np.testing.assert_array_equal(first["success_easy"], scenario.success_easy)
+
+
+def test_html_render_of_a_short_rollout(run):
+    frames = [jax.tree.map(lambda x, t=t: x[t], run.frames) for t in range(0, T, 20)]
+    page = html.render(run.env.sys, frames)
+    shown = json.loads(brax_json.dumps(run.env.sys, frames))
+    assert "<html" in page.lower() and len(shown["states"]["x"]) == len(frames) == 5
+    np.testing.assert_allclose(shown["states"]["x"][-1]["pos"], run.frames.x.pos[80], atol=1e-5)
 
 
 # -- compiled runs: env-specific -----------------------------------------------------

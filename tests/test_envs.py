@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from typing import Callable
 
 import jax
 import jax.numpy as jp
 import numpy as np
 import pytest
+from brax.io import html
+from brax.io import json as brax_json
 
 import envs
 from envs.reacher import Reacher
@@ -39,7 +42,8 @@ class Harness:
     env_id: str
     env: envs.GoalEnv
     reset: Callable  # keys [B] -> State[B]
-    # (State[B], actions [T, B, A]) -> (State[B], (obs, done, reward, metrics) [T, B])
+    # (State[B], actions [T, B, A]) -> (State[B], (obs, done, reward, metrics) [T, B],
+    # pipeline states of env 0 [T])
     rollout: Callable
     init: Callable  # (q [B], qd [B]) -> pipeline state [B]
 
@@ -68,7 +72,8 @@ def _harness(env_id: str) -> Harness:
     def rollout(state, actions):
         def body(s, a):
             s = vstep(s, a)
-            return s, (s.obs, s.done, s.reward, s.metrics)
+            env0 = jax.tree.map(lambda x: x[0], s.pipeline_state)
+            return s, (s.obs, s.done, s.reward, s.metrics, env0)
 
         return jax.lax.scan(body, state, actions)
 
@@ -104,7 +109,7 @@ def test_layout_and_shapes(harness):
     state = harness.reset_batch()
     assert state.obs.shape == (B, obs_size)
     assert state.reward.shape == state.done.shape == (B,)
-    final, (obs, done, reward, metrics) = harness.rollout(state, harness.zero_actions())
+    final, (obs, done, reward, metrics, _) = harness.rollout(state, harness.zero_actions())
     assert final.obs.shape == (B, obs_size)
     assert obs.shape == (T, B, obs_size)
     assert done.shape == reward.shape == (T, B)
@@ -152,7 +157,7 @@ def test_random_rollout_is_finite_and_goal_stays_put(harness):
     state = harness.reset_batch()
     goal0 = np.asarray(state.obs[:, env.obs_dim :])
     for chunk in range(3):  # 3 x T steps, continuing (no auto-reset)
-        state, (obs, done, reward, metrics) = harness.rollout(state, harness.random_actions(chunk))
+        state, (obs, done, reward, metrics, _) = harness.rollout(state, harness.random_actions(chunk))
         obs, done = np.asarray(obs), np.asarray(done)
         assert np.all(np.isfinite(obs))
         assert np.all(np.isfinite(np.asarray(reward)))
@@ -168,7 +173,7 @@ def test_random_rollout_is_finite_and_goal_stays_put(harness):
 
 def test_metrics_and_reward_follow_the_observation(harness):
     env = harness.env
-    _, (obs, _, reward, metrics) = harness.rollout(harness.reset_batch(), harness.random_actions(7))
+    _, (obs, _, reward, metrics, _) = harness.rollout(harness.reset_batch(), harness.random_actions(7))
     obs = np.asarray(obs)
     dist = np.linalg.norm(obs[..., env.goal_slice] - obs[..., env.obs_dim :], axis=-1)
     np.testing.assert_allclose(metrics["dist"], dist, rtol=1e-5, atol=1e-6)
@@ -211,7 +216,7 @@ def test_agent_at_goal_succeeds_and_far_agent_does_not(harness):
     offsets[: len(cases)] = [c[0] for c in cases]
     state = harness.reset_batch()
     q = _place_goal_relative_to_achieved(env_id, state, jp.asarray(offsets))
-    _, (_, _, _, metrics) = harness.rollout(harness.with_q(state, q), harness.zero_actions())
+    _, (_, _, _, metrics, _) = harness.rollout(harness.with_q(state, q), harness.zero_actions())
     first = {k: np.asarray(v[0]) for k, v in metrics.items()}  # after one step
     for i, (offset, success, success_easy) in enumerate(cases):
         assert first["success"][i] == success, (offset, first["dist"][i])
@@ -235,13 +240,22 @@ def test_reset_randomness_and_determinism(harness):
     assert np.all(np.abs(obs[2:, : env.obs_dim] - obs[0, : env.obs_dim]).max(axis=1) > 1e-4)
 
 
+def test_html_render_of_a_short_rollout(harness):
+    _, (*_, env0) = harness.rollout(harness.reset_batch(), harness.random_actions(2))
+    frames = [jax.tree.map(lambda x, t=t: x[t], env0) for t in range(0, T, 20)]
+    page = html.render(harness.env.sys, frames)
+    shown = json.loads(brax_json.dumps(harness.env.sys, frames))
+    assert "<html" in page.lower() and len(shown["states"]["x"]) == len(frames) == 5
+    np.testing.assert_allclose(shown["states"]["x"][-1]["pos"], env0.x.pos[80], atol=1e-5)
+
+
 def test_ant_terminates_when_torso_leaves_healthy_range():
     h = _harness("ant")
     z = np.full(B, 0.55, np.float32)  # the standing start height
     z[0], z[1] = 0.1, 1.6
     state = h.reset_batch()
     q = state.pipeline_state.q.at[:, 2].set(jp.asarray(z))
-    _, (_, done, _, _) = h.rollout(h.with_q(state, q), h.zero_actions())
+    _, (_, done, _, _, _) = h.rollout(h.with_q(state, q), h.zero_actions())
     np.testing.assert_array_equal(np.asarray(done[0]), (z != 0.55).astype(np.float32))
 
 
@@ -251,7 +265,7 @@ def test_reacher_fingertip_velocity_matches_its_motion():
     state = h.reset_batch()
     qd = jp.zeros_like(state.pipeline_state.qd)
     qd = qd.at[:, :2].set(jax.random.uniform(jax.random.PRNGKey(5), (B, 2), minval=-4, maxval=4))
-    _, (obs, _, _, _) = h.rollout(h.with_q(state, state.pipeline_state.q, qd), h.zero_actions())
+    _, (obs, _, _, _, _) = h.rollout(h.with_q(state, state.pipeline_state.q, qd), h.zero_actions())
     obs = np.asarray(obs)[:30]  # while the arm still moves fast
     dt = float(h.env.dt)
     finite_diff = (obs[2:, :, 4:7] - obs[:-2, :, 4:7]) / (2 * dt)
@@ -300,3 +314,22 @@ def test_reacher_backend_and_timestep_options():
 def test_ant_timestep_override_changes_env_dt():
     assert envs.make("ant").dt == pytest.approx(0.05)
     assert envs.make("ant", timestep=0.01).dt == pytest.approx(0.1)
+
+
+def test_benchmark_script_writes_its_table_as_json(tmp_path, capsys):
+    from envs import benchmark
+
+    path = tmp_path / "bench.json"
+    argv = ["--env_ids", "simple_u_maze", "simple_u_maze_eval", "--num_envs", "4", "--unroll", "5"]
+    out = benchmark.main([*argv, "--seconds", "0", "--json", str(path)])
+    assert json.loads(path.read_text()) == out
+    first, second = out["results"]
+    assert first["env_id"] == "simple_u_maze" and first["backend"] == "spring"
+    assert first["steps_per_s"] > 0 and first["compile_s"] > 0 and first["finite"]
+    assert first["calls"] >= 1 and first["env_dt"] == pytest.approx(0.05)
+    # Same walls and physics, other goal cells: reported with the first id's figures.
+    assert second["same_as"] == "simple_u_maze" and second["steps_per_s"] == first["steps_per_s"]
+    assert out["config"] == {"num_envs": 4, "unroll": 5, "seconds": 0.0}
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"machine: {out['machine']['device_kind']}")
+    assert "simple_u_maze_eval" in printed and "same physics as simple_u_maze" in printed

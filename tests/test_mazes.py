@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 
 import jax
 import jax.numpy as jp
 import mujoco
 import numpy as np
 import pytest
+from brax import base
+from brax.io import html
+from brax.io import json as brax_json
 from mujoco.mjx._src.collision_driver import _numeric
 
 import envs
-from envs import ant_maze, maze, simple_maze
+from envs import ant_maze, ant_variants, maze, simple_maze
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Brax System, piplines:UserWarning"),
@@ -29,8 +33,9 @@ pytestmark = [
 
 T = 300  # steps of the compiled rollout
 
-ANT_IDS = sorted(i for i in envs.ENV_IDS if i.startswith("ant_") and "maze" in i)
+ANT_IDS = sorted(i for i in envs.ENV_IDS if i.startswith("ant_") and "maze" in i and "ball" not in i)
 SIMPLE_IDS = sorted(i for i in envs.ENV_IDS if i.startswith("simple_"))
+BALL_IDS = sorted(i for i in envs.ENV_IDS if i.startswith("ant_ball_"))
 
 
 @functools.cache
@@ -332,6 +337,7 @@ class Rollout:
     done: np.ndarray  # [T, B]
     torso: np.ndarray  # [T, B, 3] world position of link 0
     metrics: dict[str, np.ndarray]  # [T, B]
+    frames: base.State  # pipeline states of row 0, [T]
 
 
 def _scenario(env) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -344,7 +350,15 @@ def _scenario(env) -> tuple[jax.Array, jax.Array, jax.Array]:
     q[SUCCESS, -2:] = SUCCESS_TARGET
     q[SUCCESS, :2] = np.subtract(SUCCESS_TARGET, [c[0] for c in SUCCESS_CASES])
     q[WALLS, :2] = [4.0, 4.0]
-    if env.action_size == 8:  # ant
+    if isinstance(env, ant_variants.AntBallMaze):
+        # The ball takes the agent's place in the success rows; the wall rows
+        # launch the ball from its cell (4, 12) at the walls x = 2 and y = 14,
+        # then the torso from R at the walls x = 2 and y = 2.
+        q[SUCCESS, 0:2] = env.start_xy
+        q[SUCCESS, 15:17] = np.subtract(SUCCESS_TARGET, [c[0] for c in SUCCESS_CASES])
+        qd[WALLS.start + 0, 14] = qd[WALLS.start + 2, 0] = qd[WALLS.start + 3, 1] = -8.0
+        qd[WALLS.start + 1, 15] = 8.0
+    elif env.action_size == 8:  # ant
         qd[WALLS, :2] = 8.0 * WALL_DIRECTIONS
     else:
         actions[:, WALLS] = WALL_DIRECTIONS
@@ -374,17 +388,28 @@ def _rollout(env_id: str) -> Rollout:
 
         def body(s, a):
             s = vstep(s, a)
-            return s, (s.obs, s.done, s.pipeline_state.x.pos[:, 0], s.metrics)
+            row0 = jax.tree.map(lambda x: x[0], s.pipeline_state)
+            return s, (s.obs, s.done, s.pipeline_state.x.pos[:, 0], s.metrics, row0)
 
         return obs, jax.lax.scan(body, start, actions)[1]
 
-    obs0, (obs, done, torso, metrics) = jax.tree.map(np.asarray, run(*_scenario(env)))
-    return Rollout(env, obs0, obs, done, torso, metrics)
+    obs0, (obs, done, torso, metrics, frames) = jax.tree.map(np.asarray, run(*_scenario(env)))
+    return Rollout(env, obs0, obs, done, torso, metrics, frames)
 
 
 @pytest.fixture(params=["ant_u_maze", "simple_u_maze"])
 def rollout(request) -> Rollout:
     return _rollout(request.param)
+
+
+@pytest.mark.parametrize("env_id", ["ant_u_maze", "simple_u_maze", "ant_ball_u_maze"])
+def test_html_render_of_a_short_rollout(env_id):
+    run = _rollout(env_id)
+    frames = [jax.tree.map(lambda x, t=t: x[t], run.frames) for t in range(0, 100, 20)]
+    page = html.render(run.env.sys, frames)
+    shown = json.loads(brax_json.dumps(run.env.sys, frames))
+    assert "<html" in page.lower() and len(shown["states"]["x"]) == len(frames) == 5
+    np.testing.assert_allclose(shown["states"]["x"][-1]["pos"], run.frames.x.pos[80], atol=1e-5)
 
 
 def test_random_rollout_is_finite_and_goal_fixed(rollout):
@@ -425,3 +450,85 @@ def test_walls_block(rollout):
     assert 2.25 - tol < y[:, 2].min() < 2.6
     assert x[:, 3].min() > 2.25 - tol and y[:, 3].min() > 2.25 - tol
     assert min(x[:, 3].min(), y[:, 3].min()) < 2.6
+
+
+# -- ant soccer in a maze (ant_ball_<layout>) ------------------------------------------
+
+
+def test_ant_ball_maze_layouts_and_ids():
+    assert BALL_IDS == ["ant_ball_big_maze", "ant_ball_u_maze"]
+    u, big = maze.BALL_LAYOUTS["u_maze"], maze.BALL_LAYOUTS["big_maze"]
+    assert maze.cells(u, "G") == [(1, 2), (2, 3), (3, 1), (3, 2), (3, 3)]
+    assert maze.cells(u, "B") == [(1, 3)] and maze.cells(big, "B") == [(3, 2), (3, 4)]
+    assert len(maze.cells(big, "G")) == 20 and maze.cells(big, "R") == [(1, 1)]
+    # Same walls as the ant grids of the same name.
+    for name, grid in maze.BALL_LAYOUTS.items():
+        assert maze.cells(grid, "#") == maze.cells(maze.ANT_LAYOUTS[name], "#")
+    with pytest.raises(ValueError, match="layout"):
+        ant_variants.AntBallMaze(layout="hardest_maze")
+
+
+@pytest.mark.parametrize("env_id", BALL_IDS)
+def test_ant_ball_maze_builds_with_the_ball_as_goal(env_id):
+    env = _built(env_id)
+    assert (env.obs_dim, env.goal_start, env.goal_end, env.action_size) == (31, 29, 31, 8)
+    assert env.sys.q_size() == 19 and env.sys.qd_size() == 18
+    assert (env.success_radius, env.success_easy_radius) == (0.5, 2.0)
+    assert env.backend == "spring" and float(env.dt) == pytest.approx(0.05)
+    assert env.sys.link_names[-2:] == ["object", "target"]
+    n_walls = int((np.asarray(env.sys.geom_type) == mujoco.mjtGeom.mjGEOM_BOX).sum())
+    assert n_walls == "".join(env.layout).count("#")
+    np.testing.assert_array_equal(np.asarray(env.sys.jnt_range)[-4:], [[-100, 100]] * 4)
+    state = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+    assert state.obs.shape == (33,)
+
+
+def test_ant_ball_maze_reset_draws_cells_independently():
+    env = _built("ant_ball_big_maze")
+    q, qd = _sample(env, 2000)
+    np.testing.assert_allclose(q[:, 0:2], 4.0, atol=1e-6)  # torso exactly on R
+    goals, balls = maze.goal_xys(env.layout, 4.0), np.asarray(env.ball_candidates)
+    goal_index = np.argmin(np.linalg.norm(q[:, None, 17:19] - goals[None], axis=-1), axis=1)
+    ball_index = np.argmin(np.linalg.norm(q[:, None, 15:17] - balls[None], axis=-1), axis=1)
+    np.testing.assert_allclose(q[:, 17:19], goals[goal_index], atol=1e-6)
+    np.testing.assert_allclose(q[:, 15:17], balls[ball_index], atol=1e-6)
+    assert len(np.unique(goal_index)) == 20
+    # Independent draws: every goal cell is seen with both ball cells.
+    pairs = np.zeros((20, 2), int)
+    np.add.at(pairs, (goal_index, ball_index), 1)
+    assert pairs.min() > 0, pairs
+    assert not np.any(qd[:, 14:18])  # ball and target at rest
+
+
+def test_ant_ball_maze_goal_is_the_ball_and_success_fires_there_only():
+    run = _rollout("ant_ball_u_maze")
+    obs0 = run.obs0
+    np.testing.assert_allclose(
+        obs0[SUCCESS, 29:31], np.subtract(SUCCESS_TARGET, [c[0] for c in SUCCESS_CASES])
+    )
+    first = {k: v[0, SUCCESS] for k, v in run.metrics.items()}  # after one step
+    np.testing.assert_array_equal(first["success"], [c[1] for c in SUCCESS_CASES], err_msg=str(first["dist"]))
+    np.testing.assert_array_equal(first["success_easy"], [c[2] for c in SUCCESS_CASES])
+    dist = np.linalg.norm(run.obs[..., 29:31] - run.obs[..., 31:33], axis=-1)
+    np.testing.assert_allclose(run.metrics["dist"], dist, rtol=1e-5, atol=1e-5)
+
+
+def test_ant_ball_maze_random_rollout_is_finite():
+    run = _rollout("ant_ball_u_maze")
+    assert np.all(np.isfinite(run.obs)) and all(np.all(np.isfinite(v)) for v in run.metrics.values())
+    assert np.abs(run.obs[..., 31:] - run.obs0[None, :, 31:]).max() < 1e-5  # the goal stays put
+    z = run.torso[..., 2]
+    np.testing.assert_array_equal(run.done, ((z < 0.2) | (z > 1.0)).astype(np.float32))
+    assert np.abs(run.obs[-1, RANDOM, :2] - run.obs0[RANDOM, :2]).max() > 0.3  # the ant moves
+
+
+def test_ant_ball_maze_walls_stop_ball_and_ant():
+    run = _rollout("ant_ball_u_maze")
+    ball = run.obs[:, WALLS, 29:31]
+    torso = run.torso[:, WALLS, :2]
+    tol = 0.15
+    # Ball (r 0.5) launched at x = 2 and y = 14; torso (r 0.25) at x = 2 and y = 2.
+    assert 2.5 - tol < ball[:, 0, 0].min() < 2.9
+    assert 13.1 < ball[:, 1, 1].max() < 13.5 + tol
+    assert 2.25 - tol < torso[:, 2, 0].min() < 2.6
+    assert 2.25 - tol < torso[:, 3, 1].min() < 2.6
