@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import envs
 import evaluation
 import train
 
@@ -477,3 +478,38 @@ def test_compilation_cache_option_points_jax_at_the_directory(tmp_path):
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", before_min_time)
+
+
+# -- the environment suite as the trainer sees it -----------------------------------------
+
+# The paper's Table 1 tasks: (obs_dim, goal slice, action dim, success radius, env dt).
+PAPER_TASKS = {
+    "arm_binpick_hard": (17, (0, 3), 5, 0.1, 0.05),
+    "arm_push_easy": (17, (0, 3), 5, 0.1, 0.05),
+    "arm_push_hard": (17, (0, 3), 5, 0.1, 0.05),
+    "ant_u4_maze": (29, (0, 2), 8, 0.5, 0.05),
+    "ant_u5_maze": (29, (0, 2), 8, 0.5, 0.05),
+    "ant_big_maze": (29, (0, 2), 8, 0.5, 0.05),
+    "ant_hardest_maze": (29, (0, 2), 8, 0.5, 0.05),
+    "humanoid": (268, (0, 3), 17, 0.5, 0.03),
+    "humanoid_u_maze": (268, (0, 3), 17, 0.5, 0.015),
+    "humanoid_big_maze": (268, (0, 3), 17, 0.5, 0.015),
+}
+
+
+@pytest.mark.parametrize("env_id", sorted(PAPER_TASKS))
+def test_paper_tasks_match_the_spec(env_id):
+    obs_dim, (start, end), act, radius, dt = PAPER_TASKS[env_id]
+    trainer = train.build(tiny_config(env_id=env_id))
+    d, env = trainer.derived, trainer.env
+    assert (d.obs_dim, d.goal_start, d.goal_end, d.action_dim) == (obs_dim, start, end, act)
+    assert env.success_radius == radius
+    assert env.dt == pytest.approx(dt)
+
+
+def test_every_env_id_builds_a_trainer():
+    """What `train.py --env_id X` does before compiling, for every registered id."""
+    for env_id in envs.ENV_IDS:
+        trainer = train.build(tiny_config(env_id=env_id))
+        assert trainer.derived.obs_dim == trainer.env.obs_dim, env_id
+        assert trainer.eval_env.goal_slice == trainer.env.goal_slice, env_id
