@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jp
 import numpy as np
 import pytest
+from brax.io import html
 
 import envs
 from envs import arm
@@ -65,6 +66,9 @@ def _joint1_target(a0: float) -> float:
     return low + 0.5 * (a0 + 1.0) * (high - low)
 
 
+_FRAMES = []  # env 0's pipeline states along the rollout, for the render test
+
+
 @functools.cache
 def _rollout():
     """(env, reset obs [B], obs [T, B], metrics [T, B], step traces) of the two compiled programs."""
@@ -95,6 +99,7 @@ def _rollout():
         state = step(state, actions[t])
         obs.append(state.obs)
         metrics.append(state.metrics)
+        _FRAMES.append(jax.tree.map(lambda x: np.asarray(x[0]), state.pipeline_state))
     obs = np.stack([np.asarray(o) for o in obs])
     metrics = {k: np.stack([np.asarray(m[k]) for m in metrics]) for k in metrics[0]}
     return env, np.asarray(reset.obs), obs, metrics, len(traces)
@@ -220,6 +225,14 @@ def test_commanded_targets_move_the_end_effector():
     np.testing.assert_allclose(reset_obs[:, 16], 0.08, atol=1e-4)
     assert final[0, 16] < 0.02
     assert final[1, 16] > 0.14
+
+
+def test_html_render_of_the_rollout():
+    env, *_ = _rollout()
+    page = html.render(env.sys, _FRAMES)
+    assert "<html" in page.lower() and len(_FRAMES) == T
+    # A real rollout: the arm moved between the first and the last frame.
+    assert not np.allclose(_FRAMES[0].x.pos, _FRAMES[-1].x.pos, atol=1e-3)
 
 
 def test_step_is_traced_once():

@@ -8,7 +8,7 @@
 * HTML render: families with a compiled physics run render a short slice
   of it in their own test file (`test_envs.py`: reacher, ant;
   `test_mazes.py`: ant, point-mass and ant-ball mazes; `test_env_family.py`:
-  humanoid, pusher, cheetah, ant soccer). Humanoid mazes get no physics
+  humanoid, pusher, cheetah, ant soccer; `test_arm.py`: the arm). Humanoid mazes get no physics
   compile anywhere (about a minute on the dev CPU), so here they render a
   short kinematic trajectory (brax forward kinematics of a few poses): the
   renderer only reads link transforms, and what is specific to the family is
