@@ -19,29 +19,11 @@ import evaluation
 import plot
 import train
 from envs import maze
+from tests import test_train
 
 VIS_LENGTH = 20
-TINY = dict(
-    env_id="simple_u_maze",
-    num_envs=8,
-    num_eval_envs=4,
-    episode_length=20,
-    unroll_length=5,
-    min_replay_size=20,
-    max_replay_size=50,
-    batch_size=16,
-    num_sgd_batches_per_training_step=2,
-    total_env_steps=320,
-    num_epochs=2,
-    actor_network_width=16,
-    critic_network_width=16,
-    repr_dim=8,
-    track=False,
-    checkpoint=True,
-    capture_vis=False,
-    vis_length=VIS_LENGTH,
-    num_render=1,
-)
+# The trainer tests' tiny config, on a maze (for the heat map), keeping its checkpoints.
+TINY = {**test_train.TINY, "env_id": "simple_u_maze", "checkpoint": True, "vis_length": VIS_LENGTH}
 
 
 @pytest.fixture(scope="module")
