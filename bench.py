@@ -5,7 +5,11 @@ For one config it measures, and prints and writes as JSON:
   collect_sps       env steps/s of data collection alone (stochastic actor, buffer insert)
   sgd_steps_per_s   SGD steps/s of the update alone (goal sampling + actor/alpha/critic steps)
   train_sps         env steps/s of whole training epochs, end to end
-  update_tflops     achieved TFLOP/s of the update, from an analytic count of its matmuls
+  physics_sps       env steps/s of the env alone (random actions): the floor under collection
+  update_tflops     achieved TFLOP/s of the update, from an analytic count of its matmuls,
+                    next to the device's own matmul speed at the layers' shape (batch x width
+                    @ width x width, layer_matmul_tflops) and for large square matmuls
+                    (peak_matmul_tflops): the floor under the update
   peak_rss_gib      peak host memory of the process; peak_device_gib on GPUs
 and prints each against the paper's code where a figure for it exists (ratios).
 
@@ -95,6 +99,43 @@ def update_flops(config: train.Config, d: train.Derived) -> float:
     return 3 * actor + (2 + 3) * sa + 3 * g
 
 
+def matmul_tflops(m: int, k: int, dtype: str = "float32", chain: int = 32) -> float:
+    """Achieved TFLOP/s of a chain of [m, k] @ [k, k] matmuls in one program: the hardware's
+    practical peak for that shape (m = k = 2048+ gives the device's square-matmul peak)."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (m, k), dtype)
+    w = jax.random.normal(jax.random.PRNGKey(1), (k, k), dtype) / k**0.5
+
+    @jax.jit
+    def run(x, w):
+        return jax.lax.fori_loop(0, chain, lambda _, h: h @ w, x)
+
+    jax.block_until_ready(run(x, w))
+    seconds = min(timed(run, x, w)[1] for _ in range(5))
+    return 2.0 * m * k * k * chain / seconds / 1e12
+
+
+def physics_sps(trainer: train.Trainer) -> float:
+    """Env steps/s of the training env alone (uniform random actions, no network, no buffer):
+    the floor under data collection."""
+    c = trainer.config
+    env = train.wrap_for_training(trainer.env, c.episode_length, c.reset_mode)
+    action_dim = trainer.derived.action_dim
+
+    @jax.jit
+    def rollout(state, key):
+        def step(state, key):
+            return env.step(
+                state, jax.random.uniform(key, (c.num_envs, action_dim), minval=-1, maxval=1)
+            ), None
+
+        return jax.lax.scan(step, state, jax.random.split(key, c.unroll_length))[0]
+
+    state = env.reset(jax.random.split(jax.random.PRNGKey(0), c.num_envs))
+    state = jax.block_until_ready(rollout(state, jax.random.PRNGKey(1)))  # compiles
+    seconds = min(timed(rollout, state, jax.random.PRNGKey(2 + i))[1] for i in range(3))
+    return c.num_envs * c.unroll_length / seconds
+
+
 def device_peak_gib() -> Optional[float]:
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
@@ -117,6 +158,7 @@ def describe(config: train.Config) -> dict:
         "batch_size": config.batch_size,
         "sgd_steps_per_training_step": config.num_sgd_batches_per_training_step,
         "remat": config.remat,
+        "unroll_blocks": config.unroll_blocks,
         "matmul_dtype": config.matmul_dtype,
         "device": jax.devices()[0].device_kind,
         "device_count": jax.device_count(),
@@ -159,14 +201,21 @@ def measure(config: train.Config, epochs: int, compile_only: bool = False) -> di
         epoch_times.append(seconds)
     epoch_s = min(epoch_times)
     flops = update_flops(config, d) * config.num_sgd_batches_per_training_step
+    big = 8192 if jax.default_backend() == "gpu" else 2048
     return {
         **result,
+        "physics_sps": physics_sps(trainer),
         "collect_sps": d.prefill_env_steps / collect_s,
         "sgd_steps_per_s": config.num_sgd_batches_per_training_step / update_s,
         "train_sps": d.training_steps_per_epoch * d.env_steps_per_training_step / epoch_s,
         "epoch_s": epoch_s,
         "update_tflops": flops / update_s / 1e12,
         "update_gflop_per_sgd_step": update_flops(config, d) / 1e9,
+        # The update's floor: its FLOPs at the device's matmul speed for the networks' shape.
+        "layer_matmul_tflops": matmul_tflops(
+            config.batch_size, config.critic_network_width, config.matmul_dtype
+        ),
+        "peak_matmul_tflops": matmul_tflops(big, big, config.matmul_dtype, chain=4),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "peak_device_gib": device_peak_gib(),
     }
@@ -200,10 +249,13 @@ COLUMNS = [
     ("critic_depth", "depth", "{:d}"),
     ("device_count", "devices", "{:d}"),
     ("compile_s", "compile s", "{:.1f}"),
+    ("physics_sps", "physics sps", "{:,.0f}"),
     ("collect_sps", "collect sps", "{:,.0f}"),
     ("sgd_steps_per_s", "SGD steps/s", "{:.1f}"),
     ("train_sps", "train sps", "{:,.0f}"),
     ("update_tflops", "update TFLOP/s", "{:.3f}"),
+    ("layer_matmul_tflops", "layer matmul TFLOP/s", "{:.3f}"),
+    ("peak_matmul_tflops", "peak matmul TFLOP/s", "{:.3f}"),
     ("temp_gib", "XLA temp GiB", "{:.2f}"),
     ("peak_rss_gib", "peak RSS GiB", "{:.2f}"),
 ]

@@ -163,6 +163,11 @@ class Config:
     """Dense layers per actor residual block; 0 = plain MLP without skips."""
     use_relu: Bool = False
     """Use ReLU instead of Swish activations."""
+    unroll_blocks: int = 16
+    """Torsos with at most this many residual blocks (depth / skip) are unrolled into straight-line
+    code: 1.3-1.5x faster updates on CPU, since XLA can lay out and fuse across blocks, but compile
+    time grows with depth. Deeper torsos run their blocks as a loop, so compile time stays flat.
+    0 = always loop. Parameters are stacked either way (checkpoints do not depend on it)."""
     remat: Bool = False
     """Recompute residual blocks in the backward pass (gradient checkpointing): activation memory
     stops growing with depth, for about one more forward pass of compute."""
@@ -257,7 +262,7 @@ def validate(config: Config) -> None:
     for name in ["actor_lr", "critic_lr", "alpha_lr"]:
         if not getattr(config, name) > 0:
             raise ConfigError(f"--{name} must be positive, got {getattr(config, name)}")
-    for name in ["expl_actor", "eval_actor", "num_render", "logsumexp_penalty_coeff"]:
+    for name in ["expl_actor", "eval_actor", "num_render", "logsumexp_penalty_coeff", "unroll_blocks"]:
         if getattr(config, name) < 0:
             raise ConfigError(f"--{name} must be >= 0, got {getattr(config, name)}")
     if not 0.0 < config.gamma < 1.0:
@@ -399,7 +404,9 @@ class Torso(nn.Module):
     """Input layer, then depth / block_size residual blocks.
 
     The blocks share one traced body under `nn.scan` (parameters stacked on a
-    leading axis), so compile time does not grow with depth. With `remat`, a
+    leading axis), so compile time does not grow with depth. Up to
+    `unroll_blocks` blocks, the scan is unrolled (same parameters, faster code,
+    longer compile). With `remat`, a
     block's activations are recomputed in the backward pass instead of stored,
     so activation memory no longer grows with depth.
     """
@@ -410,17 +417,22 @@ class Torso(nn.Module):
     activation: Callable[[jax.Array], jax.Array]
     remat: bool = False
     dtype: Any = jnp.float32
+    unroll_blocks: int = 0
 
     @nn.compact
     def __call__(self, x):
         h = DenseNormAct(self.width, self.activation, self.dtype)(x)
         layers = self.skip_connections or 1
+        num_blocks = self.depth // layers
         block = nn.remat(ResidualBlock, prevent_cse=False) if self.remat else ResidualBlock
         blocks = nn.scan(
             block,
             variable_axes={"params": 0},
             split_rngs={"params": True},
-            length=self.depth // layers,
+            length=num_blocks,
+            # In a loop, XLA:CPU reads each block's saved activations through a dynamic
+            # slice of a fixed layout and runs the weight-gradient matmul on a slow path.
+            unroll=num_blocks if num_blocks <= self.unroll_blocks else 1,
         )
         residual = self.skip_connections > 0
         h, _ = blocks(self.width, layers, self.activation, residual, self.dtype, name="blocks")(h, None)
@@ -471,6 +483,7 @@ def make_networks(config: Config, derived: Derived) -> Networks:
             activation,
             config.remat,
             dtype,
+            config.unroll_blocks,
         )
 
     return Networks(

@@ -1,6 +1,8 @@
 """The benchmark harness: FLOP count and one measurement on a tiny config."""
 
+import jax
 import numpy as np
+import pytest
 
 import bench
 import train
@@ -20,7 +22,8 @@ def test_update_flops_counts_every_pass():
 
 def test_measure_reports_positive_figures():
     result = bench.measure(tiny_config(), epochs=1)
-    for key in ("compile_s", "collect_sps", "sgd_steps_per_s", "train_sps", "update_tflops", "peak_rss_gib"):
+    for key in ("compile_s", "physics_sps", "collect_sps", "sgd_steps_per_s", "train_sps", "update_tflops",
+                "layer_matmul_tflops", "peak_matmul_tflops", "peak_rss_gib"):  # fmt: skip
         assert np.isfinite(result[key]) and result[key] > 0, key
     assert result["critic_depth"] == 4 and result["device"] == "cpu"
 
@@ -46,3 +49,8 @@ def test_scaling_table_reports_speedup_and_efficiency(capsys):
         "| 4 | 2 | 1,500 | x1.50 | 75% |",
         "| 4 | 4 | 3,600 | x3.60 | 90% |",
     ]
+
+
+def test_matmul_tflops_counts_the_chain(monkeypatch):
+    monkeypatch.setattr(bench, "timed", lambda fn, *args: (jax.block_until_ready(fn(*args)), 0.5))
+    assert bench.matmul_tflops(8, 4, chain=3) == pytest.approx(2 * 8 * 4 * 4 * 3 / 0.5 / 1e12)

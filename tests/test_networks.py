@@ -150,3 +150,34 @@ def test_networks_follow_the_config():
     assert nets.sa_encoder.torso.remat and nets.sa_encoder.torso.dtype == jnp.bfloat16
     assert (nets.sa_encoder.torso.depth, nets.actor.torso.width) == (8, 32)
     assert nets.sa_encoder.torso is not nets.g_encoder.torso
+
+
+@pytest.mark.parametrize("remat", [False, True])
+def test_unrolled_blocks_give_the_same_parameters_values_and_gradients(remat):
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 7))
+    looped = train.Torso(16, 12, 4, nn.swish, remat=remat, unroll_blocks=2)  # 3 blocks > 2: loop
+    unrolled = train.Torso(16, 12, 4, nn.swish, remat=remat, unroll_blocks=3)
+    params = looped.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, unrolled.init(jax.random.PRNGKey(0), x))
+
+    def value_and_grad(module):
+        return jax.jit(jax.value_and_grad(lambda p: jnp.sum(module.apply(p, x) ** 2)))
+
+    # Only the unrolled program is free of loops.
+    assert "while" in value_and_grad(looped).lower(params).as_text()
+    assert "while" not in value_and_grad(unrolled).lower(params).as_text()
+    (v_loop, g_loop), (v_unrolled, g_unrolled) = (
+        value_and_grad(looped)(params),
+        value_and_grad(unrolled)(params),
+    )
+    np.testing.assert_allclose(v_loop, v_unrolled, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g_loop), jax.tree.leaves(g_unrolled), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_unroll_blocks_follows_the_config():
+    derived = train.Derived(10, 4, 7, 2, 1, 1, 1, 1, -1.0)
+    nets = train.make_networks(train.Config(unroll_blocks=5), derived)
+    assert nets.sa_encoder.torso.unroll_blocks == nets.actor.torso.unroll_blocks == 5
+    with pytest.raises(train.ConfigError, match="--unroll_blocks must be >= 0"):
+        train.validate(train.Config(unroll_blocks=-1))
