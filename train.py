@@ -166,8 +166,9 @@ class Config:
     unroll_blocks: int = 16
     """Torsos with at most this many residual blocks (depth / skip) are unrolled into straight-line
     code: on CPU, 1.1-1.3x more SGD steps/s at depths 16-64, since XLA can lay out and fuse across
-    blocks, but compile time grows with depth. Deeper torsos run their blocks as a loop, so compile time stays flat.
-    0 = always loop. Parameters are stacked either way (checkpoints do not depend on it)."""
+    blocks, but compile time grows with depth. Deeper torsos run their blocks as a loop, so compile
+    time stays flat. 0 = always loop. Parameters are stacked either way (checkpoints do not depend
+    on it)."""
     remat: Bool = False
     """Recompute residual blocks in the backward pass (gradient checkpointing): activation memory
     stops growing with depth, for about one more forward pass of compute."""
