@@ -29,7 +29,8 @@ def test_measure_reports_positive_figures():
 
 
 def test_compile_only_reports_the_memory_plan_and_remat_shrinks_it():
-    deep = dict(actor_depth=16, critic_depth=32, batch_size=16)
+    # Looped blocks (unroll_blocks=0), as at the depths remat is for; unrolled ones compile slowly.
+    deep = dict(actor_depth=16, critic_depth=32, batch_size=16, unroll_blocks=0)
     plain = bench.measure(tiny_config(**deep), epochs=0, compile_only=True)
     remat = bench.measure(tiny_config(**deep, remat=True), epochs=0, compile_only=True)
     assert plain["compile_s"] > 0 and "train_sps" not in plain
