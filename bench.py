@@ -10,6 +10,10 @@ For one config it measures, and prints and writes as JSON:
                     next to the device's own matmul speed at the layers' shape (batch x width
                     @ width x width, layer_matmul_tflops) and for large square matmuls
                     (peak_matmul_tflops): the floor under the update
+  sample_ms, critic_grad_ms, actor_grad_ms, rest_ms
+                    where one SGD step's time goes: drawing and gathering the batch, each
+                    loss's forward and backward pass (with its own TFLOP/s), and the rest
+                    (optimizers, temperature, loop); printed as a second table
   peak_rss_gib      peak host memory of the process; peak_device_gib on GPUs
 and prints each against the paper's code where a figure for it exists (ratios).
 
@@ -37,8 +41,10 @@ from dataclasses import dataclass
 from typing import Annotated, Optional
 
 import jax
+import jax.numpy as jnp
 import tyro
 
+import buffer as replay
 import train
 
 # The paper's code measured on a 2-core CPU (ant, 128 envs, unroll 62, batch 256,
@@ -80,8 +86,8 @@ def network_flops(batch: int, in_dim: int, width: int, depth: int, out_dim: int)
     return 2.0 * batch * (in_dim * width + depth * width * width + width * out_dim)
 
 
-def update_flops(config: train.Config, d: train.Derived) -> float:
-    """Matmul FLOPs of one SGD step, counted from the losses' structure.
+def loss_flops(config: train.Config, d: train.Derived) -> dict[str, float]:
+    """Matmul FLOPs of one SGD step's two gradients, counted from the losses' structure.
 
     Actor loss: actor forward + backward (3 passes), the critic's sa_encoder
     forward plus the backward to its input (2); it reuses the critic loss's psi(g).
@@ -96,7 +102,12 @@ def update_flops(config: train.Config, d: train.Derived) -> float:
         b, d.obs_dim + d.action_dim, config.critic_network_width, config.critic_depth, config.repr_dim
     )
     g = network_flops(b, goal, config.critic_network_width, config.critic_depth, config.repr_dim)
-    return 3 * actor + (2 + 3) * sa + 3 * g
+    return {"actor": 3 * actor + 2 * sa, "critic": 3 * sa + 3 * g}
+
+
+def update_flops(config: train.Config, d: train.Derived) -> float:
+    """Matmul FLOPs of one SGD step (both losses' forward and backward passes)."""
+    return sum(loss_flops(config, d).values())
 
 
 def matmul_tflops(m: int, k: int, dtype: str = "float32", chain: int = 32) -> float:
@@ -134,6 +145,59 @@ def physics_sps(trainer: train.Trainer) -> float:
     state = jax.block_until_ready(rollout(state, jax.random.PRNGKey(1)))  # compiles
     seconds = min(timed(rollout, state, jax.random.PRNGKey(2 + i))[1] for i in range(3))
     return c.num_envs * c.unroll_length / seconds
+
+
+def update_breakdown(trainer: train.Trainer, ts: train.TrainingState, buf) -> dict:
+    """Milliseconds per SGD step of the update's parts, each timed as its own program over one
+    training step's batches: drawing and gathering the batches, the critic's loss and gradient,
+    the actor's loss and gradient (with the critic's psi(g), as in the update)."""
+    c, d, nets = trainer.config, trainer.derived, trainer.nets
+    n = c.num_sgd_batches_per_training_step
+
+    @jax.jit
+    def draw(buf, key):
+        idx = replay.sample_indices(
+            buf, key, window=d.window, gamma=c.gamma, num_batches=n, batch_size=c.batch_size
+        )
+        return jax.lax.map(lambda i: (*replay.gather(buf, i, d.goal_start, d.goal_end), i.valid), idx)
+
+    def keep_live(total, loss, grads):  # a few adds that keep every gradient from being pruned
+        return total + loss + sum(jnp.sum(g) for g in jax.tree.leaves(grads))
+
+    @jax.jit
+    def critic(params, batches):
+        def step(total, batch):
+            state, action, goal, valid = batch
+            (loss, (_, psi)), grads = jax.value_and_grad(train.critic_loss, has_aux=True)(
+                params, nets, state, action, goal, valid, c.logsumexp_penalty_coeff
+            )
+            return keep_live(total, loss, grads), psi
+
+        return jax.lax.scan(step, 0.0, batches)
+
+    @jax.jit
+    def actor(actor_params, critic_params, batches, psis, key):
+        def step(total, xs):
+            (state, _, goal, valid), psi, key = xs
+            (loss, _), grads = jax.value_and_grad(train.actor_loss, has_aux=True)(
+                actor_params, critic_params, 1.0, nets, state, goal, psi, valid, key
+            )
+            return keep_live(total, loss, grads), None
+
+        return jax.lax.scan(step, 0.0, (batches, psis, jax.random.split(key, n)))[0]
+
+    def best_ms(fn, *args):
+        jax.block_until_ready(fn(*args))  # compiles
+        return min(timed(fn, *args)[1] for _ in range(3)) * 1000 / n
+
+    key = jax.random.PRNGKey(0)
+    batches = draw(buf, key)
+    psis = critic(ts.critic_params, batches)[1]
+    return {
+        "sample_ms": best_ms(draw, buf, key),
+        "critic_grad_ms": best_ms(critic, ts.critic_params, batches),
+        "actor_grad_ms": best_ms(actor, ts.actor_params, ts.critic_params, batches, psis, key),
+    }
 
 
 def device_peak_gib() -> Optional[float]:
@@ -194,13 +258,19 @@ def measure(config: train.Config, epochs: int, compile_only: bool = False) -> di
     # Update alone: one training step's SGD steps on the filled buffer.
     _, _ = timed(trainer.update, ts, buf)  # compiles
     update_s = min(timed(trainer.update, ts, buf)[1] for _ in range(3))
+    parts = update_breakdown(trainer, ts, buf)
+    n = config.num_sgd_batches_per_training_step
+    # Optimizers, temperature and the loop: what the whole update takes beyond its parts.
+    parts["rest_ms"] = update_s * 1000 / n - sum(parts.values())
+    flops = loss_flops(config, d)
+    parts["critic_tflops"] = flops["critic"] / parts["critic_grad_ms"] / 1e9
+    parts["actor_tflops"] = flops["actor"] / parts["actor_grad_ms"] / 1e9
 
     epoch_times = []
     for _ in range(epochs):
         (ts, env_state, buf, _), seconds = timed(epoch, ts, env_state, buf)
         epoch_times.append(seconds)
     epoch_s = min(epoch_times)
-    flops = update_flops(config, d) * config.num_sgd_batches_per_training_step
     big = 8192 if jax.default_backend() == "gpu" else 2048
     return {
         **result,
@@ -209,7 +279,8 @@ def measure(config: train.Config, epochs: int, compile_only: bool = False) -> di
         "sgd_steps_per_s": config.num_sgd_batches_per_training_step / update_s,
         "train_sps": d.training_steps_per_epoch * d.env_steps_per_training_step / epoch_s,
         "epoch_s": epoch_s,
-        "update_tflops": flops / update_s / 1e12,
+        "update_tflops": update_flops(config, d) * n / update_s / 1e12,
+        **parts,
         "update_gflop_per_sgd_step": update_flops(config, d) / 1e9,
         # The update's floor: its FLOPs at the device's matmul speed for the networks' shape.
         "layer_matmul_tflops": matmul_tflops(
@@ -285,6 +356,28 @@ def print_table(results: list[dict]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+BREAKDOWN = [
+    ("sample_ms", "sample + gather"),
+    ("critic_grad_ms", "critic loss + grad"),
+    ("actor_grad_ms", "actor loss + grad"),
+    ("rest_ms", "optimizers + rest"),
+]
+
+
+def print_breakdown(results: list[dict]) -> None:
+    """Where one SGD step's time goes: ms and share of the step; TFLOP/s for the two gradients."""
+    header = ["depth", "batch", "SGD step ms"] + [title for _, title in BREAKDOWN]
+    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for r in results:
+        step_ms = 1000 / r["sgd_steps_per_s"]
+        cells = [f"{r['critic_depth']}", f"{r['batch_size']}", f"{step_ms:.1f}"]
+        for key, _ in BREAKDOWN:
+            cells.append(f"{r[key]:.1f} ({r[key] / step_ms:.0%})")
+        cells[4] += f", {r['critic_tflops']:.3f} TFLOP/s"
+        cells[5] += f", {r['actor_tflops']:.3f} TFLOP/s"
+        print("| " + " | ".join(cells) + " |")
+
+
 def print_scaling(results: list[dict]) -> None:
     """Strong scaling: the same global config on more devices; efficiency = speed-up / (N / N0)."""
     print("\n| depth | devices | train sps | speed-up | efficiency |\n|---|---|---|---|---|")
@@ -314,6 +407,8 @@ def main() -> None:
                 results.append(measure_in_subprocess(one, args, devices))
                 print(f"depth {depth}, devices {devices or 'all'} done", file=sys.stderr)
     print_table(results)
+    if not args.compile_only:
+        print_breakdown(results)
     if args.device_counts and not args.compile_only:
         print_scaling(results)
     if args.json_out:

@@ -17,14 +17,17 @@ def test_update_flops_counts_every_pass():
     actor = 2 * 2 * (7 * w + 4 * w * w + w * 2)  # [state|goal] -> mean and log-std
     sa = 2 * 2 * (6 * w + 8 * w * w + w * 3)  # [state|action] -> repr
     g = 2 * 2 * (2 * w + 8 * w * w + w * 3)  # goal -> repr
+    assert bench.loss_flops(config, d) == {"actor": 3 * actor + 2 * sa, "critic": 3 * sa + 3 * g}
     assert bench.update_flops(config, d) == 3 * actor + 5 * sa + 3 * g
 
 
 def test_measure_reports_positive_figures():
     result = bench.measure(tiny_config(), epochs=1)
     for key in ("compile_s", "physics_sps", "collect_sps", "sgd_steps_per_s", "train_sps", "update_tflops",
-                "layer_matmul_tflops", "peak_matmul_tflops", "peak_rss_gib"):  # fmt: skip
+                "layer_matmul_tflops", "peak_matmul_tflops", "peak_rss_gib", "sample_ms", "critic_grad_ms",
+                "actor_grad_ms", "critic_tflops", "actor_tflops"):  # fmt: skip
         assert np.isfinite(result[key]) and result[key] > 0, key
+    assert np.isfinite(result["rest_ms"])
     assert result["critic_depth"] == 4 and result["device"] == "cpu"
 
 
@@ -55,3 +58,14 @@ def test_scaling_table_reports_speedup_and_efficiency(capsys):
 def test_matmul_tflops_counts_the_chain(monkeypatch):
     monkeypatch.setattr(bench, "timed", lambda fn, *args: (jax.block_until_ready(fn(*args)), 0.5))
     assert bench.matmul_tflops(8, 4, chain=3) == pytest.approx(2 * 8 * 4 * 4 * 3 / 0.5 / 1e12)
+
+
+def test_breakdown_table_shows_each_part_and_its_share(capsys):
+    result = {"critic_depth": 16, "batch_size": 256, "sgd_steps_per_s": 10.0, "sample_ms": 5.0,
+              "critic_grad_ms": 50.0, "actor_grad_ms": 40.0, "rest_ms": 5.0, "critic_tflops": 0.0625,
+              "actor_tflops": 0.05}  # fmt: skip
+    bench.print_breakdown([result])
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row == (
+        "| 16 | 256 | 100.0 | 5.0 (5%) | 50.0 (50%), 0.062 TFLOP/s | 40.0 (40%), 0.050 TFLOP/s | 5.0 (5%) |"
+    )
