@@ -16,6 +16,16 @@ def test_l2_energy_is_negative_pairwise_distance():
     np.testing.assert_allclose(train.l2_energy(phi, psi), -np.array([[0.0, 4.0], [5.0, 3.0]]), atol=1e-6)
 
 
+def test_l2_energy_matches_the_pairwise_differences_on_random_batches():
+    k1, k2 = jax.random.split(jax.random.PRNGKey(3))
+    phi = 4.0 * jax.random.normal(k1, (96, 64)) + 2.0  # an offset makes the cancellation harder
+    psi = 4.0 * jax.random.normal(k2, (96, 64)) + 2.0
+    psi = psi.at[:8].set(phi[:8] + 1e-2)  # some near-coincident pairs on the diagonal
+    a, b = np.asarray(phi, np.float64), np.asarray(psi, np.float64)
+    want = -np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
+    np.testing.assert_allclose(train.l2_energy(phi, psi), want, rtol=1e-5, atol=1e-4)
+
+
 def test_sqrt_gradient_is_finite_at_zero_distance():
     phi = jnp.array([[1.0, 2.0], [0.5, -1.0]])
 
