@@ -149,8 +149,8 @@ def test_sigusr1_checkpoints_the_epoch_and_exits_for_requeue(tmp_path):
     and `--resume` finishes the run with the numbers of an uninterrupted one."""
     config = {
         **TINY,
-        "num_epochs": 200,
-        "total_env_steps": 160 + 200 * 2 * 40,
+        "num_epochs": 40,
+        "total_env_steps": 160 + 40 * 2 * 40,
         "checkpoint": True,
         "checkpoint_every": 1000,  # only the signal and the end write checkpoints
         "run_dir": str(tmp_path / "run"),
@@ -163,21 +163,21 @@ def test_sigusr1_checkpoints_the_epoch_and_exits_for_requeue(tmp_path):
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        if "epoch 1/200 " in line:
+        if "epoch 1/40 " in line:
             proc.send_signal(signal.SIGUSR1)
     assert proc.wait(timeout=300) == train.EXIT_REQUEUE, "".join(seen[-30:])
     run_dir = tmp_path / "run"
     stopped_at = records(run_dir)[-1]["epoch"]
-    assert 1 <= stopped_at < 200
+    assert 1 <= stopped_at < 40
     assert train.latest_checkpoint(run_dir) == stopped_at
     assert any("SIGUSR1 received" in line for line in seen)
 
     resumed = subprocess.run(
-        [sys.executable, "train.py", "--resume", str(run_dir), "--num_epochs", "200"],
+        [sys.executable, "train.py", "--resume", str(run_dir), "--num_epochs", "40"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert [r["epoch"] for r in records(run_dir)] == list(range(1, 201))
+    assert [r["epoch"] for r in records(run_dir)] == list(range(1, 41))
     # Both processes wrote to one wandb run.
     ids = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
     assert len(ids) == 1 and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
