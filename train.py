@@ -517,7 +517,7 @@ def safe_sqrt(x: jax.Array) -> jax.Array:
 
 
 def l2_energy(phi: jax.Array, psi: jax.Array) -> jax.Array:
-    """Critic logits f(s_i, a_i, g_j) = -||phi_i - psi_j||_2 for all pairs: [B, B], B = B'.
+    """Critic logits f(s_i, a_i, g_j) = -||phi_i - psi_j||_2 for all pairs of a batch: [B, B].
 
     The sign matters: the paper writes the plain norm, but a larger logit must
     mean "g is more likely reached", so the logit is the negative distance.

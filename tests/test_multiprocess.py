@@ -7,11 +7,9 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
-
 import train
 from tests.test_resume import records
-from tests.test_train import ROOT, TINY, cli_args, tiny_config
+from tests.test_train import ROOT, TINY, assert_same_metrics, cli_args, tiny_config
 
 
 def free_port() -> int:
@@ -49,6 +47,4 @@ def test_two_processes_train_like_one(tmp_path):
     train.train(tiny_config(tmp_path, run_dir=str(tmp_path / "one")))
     one = records(tmp_path / "one")
     for a, b in zip(one, two, strict=True):
-        assert a.keys() == b.keys()
-        for key in a:
-            np.testing.assert_allclose(b[key], a[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        assert_same_metrics(b, a)

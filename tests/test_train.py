@@ -442,6 +442,16 @@ print(json.dumps({{"history": [{{k: float(v) for k, v in m.items()}} for m in hi
 """
 
 
+def assert_same_metrics(got: dict, want: dict) -> None:
+    """Metrics of a sharded run against a one-device run: equal up to float reassociation.
+    The accuracy is an argmax: a pair whose logits nearly tie (a goal drawn twice) may flip,
+    which moves an epoch's mean by 1/(SGD batches x valid pairs), about 1/60 here."""
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        atol = 0.025 if key.endswith("categorical_accuracy") else 1e-5
+        np.testing.assert_allclose(got[key], value, rtol=1e-4, atol=atol, err_msg=key)
+
+
 def test_two_devices_compute_the_same_losses_as_one(tiny_trainer):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     result = subprocess.run(
@@ -456,10 +466,8 @@ def test_two_devices_compute_the_same_losses_as_one(tiny_trainer):
     sharded = json.loads(result.stdout.strip().splitlines()[-1])
     _, _, _, history, evals = run_epochs(tiny_trainer, seed=5, epochs=2)
     for one, two in zip(history, sharded["history"], strict=True):
-        for key, value in one.items():
-            np.testing.assert_allclose(two[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
-    for key, value in evals.items():
-        np.testing.assert_allclose(sharded["evals"][key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+        assert_same_metrics(two, one)
+    assert_same_metrics(sharded["evals"], evals)
 
 
 def test_sizes_must_divide_over_devices(monkeypatch):
