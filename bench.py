@@ -120,8 +120,7 @@ def matmul_tflops(m: int, k: int, dtype: str = "float32", chain: int = 32) -> fl
     def run(x, w):
         return jax.lax.fori_loop(0, chain, lambda _, h: h @ w, x)
 
-    jax.block_until_ready(run(x, w))
-    seconds = min(timed(run, x, w)[1] for _ in range(5))
+    _, seconds = best_of(run, x, w, repeats=5)
     return 2.0 * m * k * k * chain / seconds / 1e12
 
 
@@ -186,17 +185,14 @@ def update_breakdown(trainer: train.Trainer, ts: train.TrainingState, buf) -> di
 
         return jax.lax.scan(step, 0.0, (batches, psis, jax.random.split(key, n)))[0]
 
-    def best_ms(fn, *args):
-        jax.block_until_ready(fn(*args))  # compiles
-        return min(timed(fn, *args)[1] for _ in range(3)) * 1000 / n
-
     key = jax.random.PRNGKey(0)
-    batches = draw(buf, key)
-    psis = critic(ts.critic_params, batches)[1]
+    batches, sample_s = best_of(draw, buf, key)
+    (_, psis), critic_s = best_of(critic, ts.critic_params, batches)
+    _, actor_s = best_of(actor, ts.actor_params, ts.critic_params, batches, psis, key)
     return {
-        "sample_ms": best_ms(draw, buf, key),
-        "critic_grad_ms": best_ms(critic, ts.critic_params, batches),
-        "actor_grad_ms": best_ms(actor, ts.actor_params, ts.critic_params, batches, psis, key),
+        "sample_ms": sample_s * 1000 / n,
+        "critic_grad_ms": critic_s * 1000 / n,
+        "actor_grad_ms": actor_s * 1000 / n,
     }
 
 
@@ -210,6 +206,12 @@ def timed(fn, *args):
     start = time.perf_counter()
     out = jax.block_until_ready(fn(*args))
     return out, time.perf_counter() - start
+
+
+def best_of(fn, *args, repeats: int = 3):
+    """(output, best seconds of `repeats` runs) after one untimed run that compiles."""
+    out = jax.block_until_ready(fn(*args))
+    return out, min(timed(fn, *args)[1] for _ in range(repeats))
 
 
 def describe(config: train.Config) -> dict:
@@ -256,8 +258,7 @@ def measure(config: train.Config, epochs: int, compile_only: bool = False) -> di
     (ts, env_state, buf), collect_s = timed(trainer.prefill, ts, env_state, buf)
 
     # Update alone: one training step's SGD steps on the filled buffer.
-    _, _ = timed(trainer.update, ts, buf)  # compiles
-    update_s = min(timed(trainer.update, ts, buf)[1] for _ in range(3))
+    _, update_s = best_of(trainer.update, ts, buf)
     parts = update_breakdown(trainer, ts, buf)
     n = config.num_sgd_batches_per_training_step
     # Optimizers, temperature and the loop: what the whole update takes beyond its parts.

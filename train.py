@@ -516,6 +516,11 @@ def safe_sqrt(x: jax.Array) -> jax.Array:
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
+def matched_energy(phi: jax.Array, psi: jax.Array) -> jax.Array:
+    """-||phi_i - psi_i||_2 for matched rows only: [B]."""
+    return -safe_sqrt(jnp.sum((phi - psi) ** 2, axis=-1))
+
+
 def l2_energy(phi: jax.Array, psi: jax.Array) -> jax.Array:
     """Critic logits f(s_i, a_i, g_j) = -||phi_i - psi_j||_2 for all pairs of a batch: [B, B].
 
@@ -531,8 +536,7 @@ def l2_energy(phi: jax.Array, psi: jax.Array) -> jax.Array:
     energy = -safe_sqrt(jnp.maximum(squared, 0.0))
     # The positives are the pairs the critic pulls together, where that sum cancels worst:
     # take them from the differences directly.
-    positive = -safe_sqrt(jnp.sum((phi - psi) ** 2, axis=-1))
-    return jnp.where(jnp.eye(phi.shape[0], dtype=bool), positive[:, None], energy)
+    return jnp.where(jnp.eye(phi.shape[0], dtype=bool), matched_energy(phi, psi)[:, None], energy)
 
 
 def masked_mean(x: jax.Array, valid: jax.Array) -> jax.Array:
@@ -571,7 +575,7 @@ def critic_value(critic_params, nets: Networks, state, action, goal=None, psi=No
     phi = nets.sa_encoder.apply(critic_params["sa_encoder"], jnp.concatenate([state, action], -1))
     if psi is None:
         psi = nets.g_encoder.apply(critic_params["g_encoder"], goal)
-    return -safe_sqrt(jnp.sum((phi - psi) ** 2, axis=-1))
+    return matched_energy(phi, psi)
 
 
 # =============================================================================
