@@ -767,6 +767,8 @@ class Trainer(NamedTuple):
     training_epoch: Callable  # (ts, env_state, buffer) -> same + metrics
     evaluate: Callable  # (actor_params, critic_params, key) -> metrics
     update: Callable  # (ts, buffer) -> (ts, metrics): one training step's SGD alone (benchmarks)
+    policy: Callable  # actor mode -> policy(actor_params, critic_params, obs, key) -> action
+    value: Callable  # (critic_params, state, action, goal) -> f(s, a, g) for matched rows [B]
 
 
 def build(config: Config) -> Trainer:
@@ -918,7 +920,9 @@ def build(config: Config) -> Trainer:
         episode_length=c.episode_length,
     )
     return Trainer(
-        c, d, env, eval_env, nets, jax.jit(init), prefill, training_epoch, evaluator, jax.jit(update)
+        c, d, env, eval_env, nets, jax.jit(init), prefill, training_epoch, evaluator, jax.jit(update),
+        policy=partial(make_policy, nets, d.obs_dim),
+        value=lambda critic_params, state, action, goal: critic_value(critic_params, nets, state, action, goal),
     )
 
 
