@@ -21,7 +21,8 @@ and the forward InfoNCE must keep today's behaviour (which contrasts every row a
 B goals).
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -353,14 +354,15 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         infonce_backward_loss, "logsumexp_i l_ij - l_jj  [+ pen * (logsumexp_i l_ij)^2]", True, "column"
     ),
     "symmetric_infonce": ContrastiveLoss(symmetric_infonce_loss, "infonce + infonce_backward", True, "both"),
-    "binary": ContrastiveLoss(
-        binary_loss, "(softplus(-l_ii) + sum_{j!=i} softplus(l_ij)) / B", False, "row"
-    ),
+    "binary": ContrastiveLoss(binary_loss, "(softplus(-l_ii) + sum_{j!=i} softplus(l_ij)) / B", False, "row"),
     "flatnce": ContrastiveLoss(
         flatnce_loss, "logsumexp_{j!=i} (l_ij - l_ii)  [+ pen * (logsumexp_j l_ij)^2]", True, "row"
     ),
     "flatnce_backward": ContrastiveLoss(
-        flatnce_backward_loss, "logsumexp_{i!=j} (l_ij - l_jj)  [+ pen * (logsumexp_i l_ij)^2]", True, "column"
+        flatnce_backward_loss,
+        "logsumexp_{i!=j} (l_ij - l_jj)  [+ pen * (logsumexp_i l_ij)^2]",
+        True,
+        "column",
     ),
     "fb": ContrastiveLoss(fb_loss, "-l_ii + 1/2 mean_{j!=i} l_ij^2", False, "row"),
     "dpo": ContrastiveLoss(

@@ -98,20 +98,56 @@ def test_energy_matches_broadcast_reference_and_its_matched_form(name):
     np.testing.assert_allclose(energy.matched(phi, psi), np.diag(want), rtol=1e-5, atol=1e-5 * scale)
 
 
-def test_l2_is_todays_train_l2_energy_exactly():
-    import train  # only here: contrastive.py itself must not depend on train.py
+class Today:
+    """train.py's critic at commit 82a0545, pinned: the defaults must keep its numbers after
+    train.py switches to contrastive.py and drops these functions."""
 
+    @staticmethod
+    def matched_energy(phi, psi):
+        return -C.safe_sqrt(jnp.sum((phi - psi) ** 2, axis=-1))
+
+    @staticmethod
+    def l2_energy(phi, psi):
+        cross = jnp.matmul(phi, psi.T, precision=jax.lax.Precision.HIGHEST)
+        squared = jnp.sum(phi**2, axis=-1)[:, None] + jnp.sum(psi**2, axis=-1)[None, :] - 2.0 * cross
+        energy = -C.safe_sqrt(jnp.maximum(squared, 0.0))
+        return jnp.where(jnp.eye(phi.shape[0], dtype=bool), Today.matched_energy(phi, psi)[:, None], energy)
+
+    @staticmethod
+    def infonce_loss(logits, valid, logsumexp_penalty):
+        lse = jax.nn.logsumexp(logits, axis=1)
+        positive = jnp.diagonal(logits)
+        loss = C.masked_mean(lse - positive + logsumexp_penalty * lse**2, valid)
+        metrics = {
+            "categorical_accuracy": C.masked_mean(
+                jnp.argmax(logits, axis=1) == jnp.arange(logits.shape[0]), valid
+            ),
+            "logits_pos": C.masked_mean(positive, valid),
+            "logits_neg": jnp.mean(logits),
+            "logsumexp": C.masked_mean(lse, valid),
+        }
+        return loss, metrics
+
+
+def todays(name):
+    """Today's function: train.py's own while it still has it, else the pinned copy."""
+    import train  # only in the tests: contrastive.py itself must not depend on train.py
+
+    return [getattr(Today, name)] + ([getattr(train, name)] if hasattr(train, name) else [])
+
+
+def test_l2_is_todays_train_l2_energy_exactly():
     k1, k2 = jax.random.split(jax.random.PRNGKey(4))
     phi = 4.0 * jax.random.normal(k1, (64, 32)) + 2.0
     psi = (4.0 * jax.random.normal(k2, (64, 32)) + 2.0).at[:8].set(phi[:8])
-    np.testing.assert_array_equal(C.ENERGY_FNS["l2"].pairwise(phi, psi), train.l2_energy(phi, psi))
-    np.testing.assert_array_equal(C.ENERGY_FNS["l2"].matched(phi, psi), train.matched_energy(phi, psi))
-    np.testing.assert_array_equal(
-        jax.jit(C.l2_pairwise)(phi, psi), jax.jit(train.l2_energy)(phi, psi)
-    )
-    g_new = jax.grad(lambda p: jnp.sum(jnp.sin(C.l2_pairwise(p, psi))))(phi)
-    g_old = jax.grad(lambda p: jnp.sum(jnp.sin(train.l2_energy(p, psi))))(phi)
-    np.testing.assert_array_equal(g_new, g_old)
+    for old_matched in todays("matched_energy"):
+        np.testing.assert_array_equal(C.ENERGY_FNS["l2"].matched(phi, psi), old_matched(phi, psi))
+    for old in todays("l2_energy"):
+        np.testing.assert_array_equal(C.ENERGY_FNS["l2"].pairwise(phi, psi), old(phi, psi))
+        np.testing.assert_array_equal(jax.jit(C.l2_pairwise)(phi, psi), jax.jit(old)(phi, psi))
+        g_new = jax.grad(lambda p: jnp.sum(jnp.sin(C.l2_pairwise(p, psi))))(phi)
+        g_old = jax.grad(lambda p: jnp.sum(jnp.sin(old(p, psi))))(phi)  # noqa: B023
+        np.testing.assert_array_equal(g_new, g_old)
 
 
 @pytest.mark.parametrize("name", ENERGIES)
@@ -139,7 +175,7 @@ def test_chunked_l1_equals_naive_values_and_gradients(batch, max_elements):
     def naive(phi, psi):
         return -jnp.sum(jnp.abs(phi[:, None, :] - psi[None, :, :]), axis=-1)
 
-    chunked = lambda phi, psi: C.l1_pairwise(phi, psi, max_elements)  # noqa: E731
+    chunked = lambda phi, psi: C.l1_pairwise(phi, psi, max_elements)
     np.testing.assert_allclose(jax.jit(chunked)(phi, psi), naive(phi, psi), rtol=1e-6, atol=1e-6)
     grads = jax.grad(lambda p, q: jnp.sum(weights * chunked(p, q)), (0, 1))(phi, psi)
     want = jax.grad(lambda p, q: jnp.sum(weights * naive(p, q)), (0, 1))(phi, psi)
@@ -175,15 +211,15 @@ def reference_loss(name, logits, valid, pen):
     L = np.asarray(logits, np.float64)
     valid = np.asarray(valid, bool)
     B = L.shape[0]
-    softplus = lambda x: math.log1p(math.exp(-abs(x))) + max(x, 0.0)  # noqa: E731
+    softplus = lambda x: math.log1p(math.exp(-abs(x))) + max(x, 0.0)
 
     def over(anchors, term):
         terms = [term(k) for k in anchors if valid[k]]
         return sum(terms) / max(len(terms), 1)
 
-    row = lambda i: L[i]  # noqa: E731
-    col = lambda j: L[:, j]  # noqa: E731
-    others = lambda k: [m for m in range(B) if m != k]  # noqa: E731
+    row = lambda i: L[i]
+    col = lambda j: L[:, j]
+    others = lambda k: [m for m in range(B) if m != k]
     if name == "infonce":
         return over(range(B), lambda i: lse(row(i)) - L[i, i] + pen * lse(row(i)) ** 2)
     if name == "infonce_backward":
@@ -191,23 +227,19 @@ def reference_loss(name, logits, valid, pen):
     if name == "symmetric_infonce":
         return reference_loss("infonce", L, valid, pen) + reference_loss("infonce_backward", L, valid, pen)
     if name == "binary":
-        return over(
-            range(B), lambda i: (softplus(-L[i, i]) + sum(softplus(L[i, j]) for j in others(i))) / B
-        )
+        return over(range(B), lambda i: (softplus(-L[i, i]) + sum(softplus(L[i, j]) for j in others(i))) / B)
     if name == "flatnce":
-        return over(
-            range(B), lambda i: lse([L[i, j] - L[i, i] for j in others(i)]) + pen * lse(row(i)) ** 2
-        )
+        return over(range(B), lambda i: lse([L[i, j] - L[i, i] for j in others(i)]) + pen * lse(row(i)) ** 2)
     if name == "flatnce_backward":
-        return over(
-            range(B), lambda j: lse([L[i, j] - L[j, j] for i in others(j)]) + pen * lse(col(j)) ** 2
-        )
+        return over(range(B), lambda j: lse([L[i, j] - L[j, j] for i in others(j)]) + pen * lse(col(j)) ** 2)
     if name == "fb":
         return over(range(B), lambda i: -L[i, i] + 0.5 * sum(L[i, j] ** 2 for j in others(i)) / (B - 1))
     if name == "dpo":
         return over(
             range(B),
-            lambda i: sum(softplus(-(L[i, i] - L[i, j])) for j in others(i)) / (B - 1) + pen * lse(row(i)) ** 2,
+            lambda i: (
+                sum(softplus(-(L[i, i] - L[i, j])) for j in others(i)) / (B - 1) + pen * lse(row(i)) ** 2
+            ),
         )
     if name == "ipo":
         return over(
@@ -215,9 +247,7 @@ def reference_loss(name, logits, valid, pen):
             lambda i: sum((L[i, i] - L[i, j] - 1) ** 2 for j in others(i)) / (B - 1) + pen * lse(row(i)) ** 2,
         )
     if name == "sppo":
-        return over(
-            range(B), lambda i: (L[i, i] - 1) ** 2 + sum((L[i, j] + 1) ** 2 for j in others(i)) / B
-        )
+        return over(range(B), lambda i: (L[i, i] - 1) ** 2 + sum((L[i, j] + 1) ** 2 for j in others(i)) / B)
     raise KeyError(name)
 
 
@@ -229,7 +259,11 @@ def test_every_registered_loss_has_a_reference():
 # Numbers typed by hand (penalty 0).
 HAND_LOSSES = [
     ("infonce", [[0.0, 0.0], [0.0, 0.0]], math.log(2)),
-    ("infonce_backward", [[1.0, 2.0], [3.0, 4.0]], (math.log(math.e + math.e**3) - 1 + math.log(math.e**2 + math.e**4) - 4) / 2),
+    (
+        "infonce_backward",
+        [[1.0, 2.0], [3.0, 4.0]],
+        (math.log(math.e + math.e**3) - 1 + math.log(math.e**2 + math.e**4) - 4) / 2,
+    ),
     ("symmetric_infonce", [[0.0, 0.0], [0.0, 0.0]], 2 * math.log(2)),
     ("binary", [[0.0, 0.0], [0.0, 0.0]], math.log(2)),
     ("flatnce", [[1.0, 0.0], [0.0, 1.0]], -1.0),
@@ -244,7 +278,9 @@ HAND_LOSSES = [
 def test_loss_on_hand_typed_numbers(name, logits, want):
     loss, _ = C.CONTRASTIVE_LOSSES[name].fn(jnp.array(logits), jnp.ones(2, bool), 0.0)
     assert float(loss) == pytest.approx(want, rel=1e-6, abs=1e-6)
-    assert float(loss) == pytest.approx(reference_loss(name, logits, np.ones(2, bool), 0.0), rel=1e-6, abs=1e-6)
+    assert float(loss) == pytest.approx(
+        reference_loss(name, logits, np.ones(2, bool), 0.0), rel=1e-6, abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -281,23 +317,22 @@ def test_metrics_on_hand_values_and_logits_neg_excludes_positives():
 
 
 def test_infonce_is_todays_train_infonce_loss_exactly():
-    import train
-
     logits = 3.0 * jax.random.normal(jax.random.PRNGKey(2), (32, 32))
     valid = jax.random.bernoulli(jax.random.PRNGKey(3), 0.8, (32,))
-    for run in (lambda f: f, jax.jit):
-        new_loss, new = run(C.infonce_loss)(logits, valid, 0.1)
-        old_loss, old = run(train.infonce_loss)(logits, valid, 0.1)
-        np.testing.assert_array_equal(new_loss, old_loss)
-        for key in ("categorical_accuracy", "logits_pos", "logsumexp"):
-            np.testing.assert_array_equal(new[key], old[key])
-    g_new = jax.grad(lambda l: C.infonce_loss(l, valid, 0.1)[0])(logits)
-    g_old = jax.grad(lambda l: train.infonce_loss(l, valid, 0.1)[0])(logits)
-    np.testing.assert_array_equal(g_new, g_old)
+    for today in todays("infonce_loss"):
+        for run in (lambda f: f, jax.jit):
+            new_loss, new = run(C.infonce_loss)(logits, valid, 0.1)
+            old_loss, old = run(today)(logits, valid, 0.1)
+            np.testing.assert_array_equal(new_loss, old_loss)
+            for key in ("categorical_accuracy", "logits_pos", "logsumexp"):
+                np.testing.assert_array_equal(new[key], old[key])
+        g_new = jax.grad(lambda l: C.infonce_loss(l, valid, 0.1)[0])(logits)
+        g_old = jax.grad(lambda l: today(l, valid, 0.1)[0])(logits)  # noqa: B023
+        np.testing.assert_array_equal(g_new, g_old)
     # The one requested change: today's logits_neg averages the positives in too.
     off = ~np.eye(32, dtype=bool) & np.asarray(valid)[:, None]
     np.testing.assert_allclose(new["logits_neg"], np.asarray(logits)[off].mean(), rtol=1e-6)
-    assert float(new["logits_neg"]) != pytest.approx(float(old["logits_neg"]), rel=1e-3)
+    assert float(new["logits_neg"]) != pytest.approx(float(jnp.mean(logits)), rel=1e-3)
 
 
 def test_symmetric_is_forward_plus_backward():
@@ -321,9 +356,12 @@ def test_flatnce_gradient_is_the_softmax_over_negatives():
     want /= 3  # mean over rows
     grad = jax.grad(lambda l: C.flatnce_loss(l, jnp.ones(3, bool), 0.0)[0])(logits)
     np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-7)
+
     # FlatNCE's surrogate exp(c - stop_gradient(c)) has this same gradient.
     def surrogate(l):
-        c = jax.nn.logsumexp(jnp.where(jnp.eye(3, dtype=bool), -jnp.inf, l - jnp.diagonal(l)[:, None]), axis=1)
+        c = jax.nn.logsumexp(
+            jnp.where(jnp.eye(3, dtype=bool), -jnp.inf, l - jnp.diagonal(l)[:, None]), axis=1
+        )
         return jnp.mean(jnp.exp(c - jax.lax.stop_gradient(c)))
 
     np.testing.assert_allclose(grad, jax.grad(surrogate)(logits), rtol=1e-5, atol=1e-7)
@@ -348,11 +386,19 @@ def test_invalid_anchors_do_not_change_the_loss(name):
     invalid_rows, invalid_cols = ~valid[:, None], ~valid[None, :]
     # An invalid pair's diagonal entry is never a positive (nor a negative) for any loss.
     diag = jnp.eye(6, dtype=bool) & invalid_rows
-    assert float(entry.fn(jnp.where(diag, logits + noise, logits), valid, 0.1)[0]) == pytest.approx(base, rel=1e-6)
+    assert float(entry.fn(jnp.where(diag, logits + noise, logits), valid, 0.1)[0]) == pytest.approx(
+        base, rel=1e-6
+    )
     mask = {"row": invalid_rows, "column": invalid_cols, "both": diag}[entry.anchor]
-    assert float(entry.fn(jnp.where(mask, logits + noise, logits), valid, 0.1)[0]) == pytest.approx(base, rel=1e-6)
+    assert float(entry.fn(jnp.where(mask, logits + noise, logits), valid, 0.1)[0]) == pytest.approx(
+        base, rel=1e-6
+    )
     # ...while the same change on a valid anchor does move the loss.
-    valid_mask = {"row": valid[:, None], "column": valid[None, :], "both": jnp.eye(6, dtype=bool) & valid[:, None]}
+    valid_mask = {
+        "row": valid[:, None],
+        "column": valid[None, :],
+        "both": jnp.eye(6, dtype=bool) & valid[:, None],
+    }
     moved = float(entry.fn(jnp.where(valid_mask[entry.anchor], logits + noise, logits), valid, 0.1)[0])
     assert moved != pytest.approx(base, rel=1e-4)
 
