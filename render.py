@@ -181,7 +181,7 @@ def no_gl_message() -> tuple[int, str]:
         return logging.WARNING, f"no MP4 videos: {problem}"
     if requested in _HEADLESS:
         return logging.WARNING, (
-            f"no MP4 videos: MUJOCO_GL={requested}: MuJoCo could not make a {requested} context here "
+            f"no MP4 videos: MUJOCO_GL={requested}: MuJoCo could not make an {_HEADLESS[requested][0]} context here "
             f"(a GPU driver, or Mesa's software renderer, is needed); {_INSTALL_HINT}"
         )
     if requested in _GLFW and requested:
