@@ -180,8 +180,9 @@ def no_gl_message() -> tuple[int, str]:
     if problem is not None:
         return logging.WARNING, f"no MP4 videos: {problem}"
     if requested in _HEADLESS:
+        name = _HEADLESS[requested][0]
         return logging.WARNING, (
-            f"no MP4 videos: MUJOCO_GL={requested}: MuJoCo could not make an {_HEADLESS[requested][0]} context here "
+            f"no MP4 videos: MUJOCO_GL={requested}: MuJoCo could not make an {name} context here "
             f"(a GPU driver, or Mesa's software renderer, is needed); {_INSTALL_HINT}"
         )
     if requested in _GLFW and requested:
