@@ -1,15 +1,19 @@
 """Learning curves of finished (or running) runs, seeds pooled.
 
 Reads each run directory's metrics.jsonl (one record per epoch) and config.json.
-Runs whose configs agree on everything but the seed (and bookkeeping such as
-wandb or checkpoint settings) form one curve: the mean over seeds, with a band
-from the lowest to the highest seed.
+Runs whose configs agree on everything but the seed (and bookkeeping such as the
+run directory, wandb or checkpoint settings) form one curve: the mean over seeds,
+with a band from the lowest to the highest seed.
 
     uv run plot.py runs/ant_big_maze__crl__s* --label_by critic_depth --out depth.png
     uv run plot.py runs/a runs/b --metric eval/episode_success_any --x training/walltime
 
 Curves are labelled by `--label_by` fields, or else by the config fields that
-differ between curves.
+differ between curves. Runs of different --episode_length go on separate panels
+(side by side, one per length), since per-episode scores such as
+eval/episode_success are sums over the episode and do not compare across lengths.
+Run folders that have a config.json but no finished epoch yet (a run killed or
+still compiling) are skipped with one warning.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -24,15 +29,26 @@ from typing import Optional
 import numpy as np
 import tyro
 
-# Config fields that never change what a run learns: runs differing only in these
-# (and the seed) are seeds of one configuration.
+# Config fields that never change what a run learns: runs differing only in these (and the
+# seed) are seeds of one configuration. job.slurm gives every seed its own --run_dir (and
+# --resume, wandb group, ...), so each of these must be listed or the seeds would not pool.
+# It holds all of train.Config's RunFlag fields (tests/test_plot.py checks), kept as a copy so
+# that plotting does not import train (and JAX).
 BOOKKEEPING = frozenset(
     {
-        "seed", "exp_name", "run_root", "track", "wandb_project_name", "wandb_entity", "wandb_mode",
-        "wandb_group", "wandb_dir", "compilation_cache_dir", "checkpoint", "checkpoint_every",
-        "checkpoint_keep", "save_buffer", "capture_vis", "vis_length", "num_render",
+        "seed", "exp_name", "run_dir", "run_root", "resume", "distributed", "track",
+        "wandb_project_name", "wandb_entity", "wandb_mode", "wandb_group", "wandb_dir",
+        "compilation_cache_dir", "checkpoint", "checkpoint_every", "checkpoint_keep", "save_buffer",
+        "capture_vis", "vis_length", "num_render",
+        # Same computation, other speed/memory trade-off (gradient checkpointing, unrolled loops).
+        "remat", "unroll_blocks",
     }
 )  # fmt: skip
+
+# Config field whose values get one panel each: per-episode sums do not compare across it.
+PANEL_BY = "episode_length"
+# Legend label lines are wrapped at this many characters, so the legend stays narrow.
+LABEL_WIDTH = 36
 
 
 @dataclass
@@ -61,17 +77,43 @@ class Run:
 
 
 def read_run(path: str | Path) -> Run:
-    """A run directory's config and metric records; FileNotFoundError names what is missing."""
+    """A run directory's config and metric records (none yet: an empty list).
+
+    FileNotFoundError names a directory that is no run folder at all (neither metrics.jsonl
+    nor config.json). A last line cut short (the run was killed while writing it) is dropped.
+    """
     path = Path(path)
     metrics = path / "metrics.jsonl"
-    if not metrics.is_file():
+    config_file = path / "config.json"
+    if not metrics.is_file() and not config_file.is_file():
         raise FileNotFoundError(
             f"{path}: no metrics.jsonl here; pass run directories (runs/<env>__<exp>__s<seed>__<time>/)"
         )
-    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    config_file = path / "config.json"
+    lines = [line for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    records = []
+    for n, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n < len(lines):
+                raise ValueError(f"{metrics}: line {n} is not JSON: {line[:80]!r}") from None
     config = json.loads(config_file.read_text()) if config_file.is_file() else {"run": path.name}
     return Run(path, config, records)
+
+
+def read_runs(paths: list[str]) -> list[Run]:
+    """The runs that have at least one epoch recorded; the others are named in one warning line."""
+    if not paths:
+        raise FileNotFoundError("no run directories given; usage: plot.py runs/a runs/b ...")
+    runs = [read_run(path) for path in paths]
+    unstarted = [run for run in runs if not run.records]
+    if unstarted:
+        names = ", ".join(str(run.path) for run in unstarted)
+        print(f"warning: skipping {len(unstarted)} run(s) with no epoch recorded yet: {names}", file=sys.stderr)
+    runs = [run for run in runs if run.records]
+    if not runs:
+        raise FileNotFoundError("none of the given runs has an epoch in its metrics.jsonl yet")
+    return runs
 
 
 def group_key(config: dict) -> tuple:
@@ -106,41 +148,83 @@ def pool_seeds(
     return grid, ys.mean(0), ys.min(0), ys.max(0)
 
 
-def labels(groups: list[list[Run]], label_by: list[str]) -> list[str]:
+def short(value) -> str:
+    """A config value as a legend shows it: floats without trailing noise."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def differing_fields(groups: list[list[Run]], ignore: frozenset = frozenset()) -> list[str]:
+    """Config fields (not bookkeeping, not `ignore`) whose values differ between the groups."""
     configs = [g[0].config for g in groups]
-    fields = label_by or [
+    return [
         k
-        for k in sorted({k for c in configs for k in c} - BOOKKEEPING)
+        for k in sorted({k for c in configs for k in c} - BOOKKEEPING - ignore)
         if len({json.dumps(c.get(k)) for c in configs}) > 1
     ]
+
+
+def labels(groups: list[list[Run]], label_by: list[str], ignore: frozenset = frozenset()) -> list[str]:
+    """One legend label per group: `--label_by` fields, or else only the fields that differ
+    between the groups, as `name=value` parts wrapped onto lines of LABEL_WIDTH characters."""
+    configs = [g[0].config for g in groups]
+    fields = label_by or differing_fields(groups, ignore)
     if not fields:
         return [str(c.get("env_id", g[0].path.name)) for c, g in zip(configs, groups)]
-    return [", ".join(f"{k}={c.get(k)}" for k in fields) for c in configs]
+    return [
+        "\n".join(textwrap.wrap(", ".join(f"{k}={short(c.get(k))}" for k in fields), LABEL_WIDTH))
+        for c in configs
+    ]
+
+
+def panels(groups: list[list[Run]]) -> list[tuple[Optional[str], list[int]]]:
+    """(panel title, indices of its groups): one panel per --episode_length when runs differ
+    in it (title 'episode_length=N'), else a single panel without a title of its own."""
+    values = sorted({json.dumps(g[0].config.get(PANEL_BY)) for g in groups})
+    if len(values) == 1:
+        return [(None, list(range(len(groups))))]
+    return [
+        (f"{PANEL_BY}={json.loads(v)}", [i for i, g in enumerate(groups) if json.dumps(g[0].config.get(PANEL_BY)) == v])
+        for v in values
+    ]
 
 
 def plot(args: PlotArgs) -> Path:
     from matplotlib.figure import Figure
 
-    if not args.runs:
-        raise FileNotFoundError("no run directories given; usage: plot.py runs/a runs/b ...")
-    groups = group_runs([read_run(path) for path in args.runs])
-    fig = Figure(figsize=(8, 5), dpi=100)
-    ax = fig.add_subplot()
-    for group, label in zip(groups, labels(groups, args.label_by)):
-        xs, mean, low, high = pool_seeds(group, args.x, args.metric)
-        n = len(group)
-        (line,) = ax.plot(xs, mean, label=f"{label} ({n} seed{'s' if n > 1 else ''})")
-        if n > 1:
-            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    groups = group_runs(read_runs(args.runs))
+    layout = panels(groups)
+    # Each panel titles its episode length, so the legend need not repeat it.
+    names = labels(groups, args.label_by, frozenset({PANEL_BY}) if len(layout) > 1 else frozenset())
+    # Constrained layout makes room for a legend outside the axes, so it is never cut off;
+    # one panel keeps the 8 x 5 inch figure, each further one adds 4 inches of width.
+    fig = Figure(figsize=(4 + 4 * len(layout), 5), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(layout), squeeze=False, sharey=False)[0]
+    handles = []
+    for ax, (panel_title, members) in zip(axes, layout):
+        for i in members:
+            group = groups[i]
+            xs, mean, low, high = pool_seeds(group, args.x, args.metric)
+            n = len(group)
+            # Colours by group index, not per axes, so a colour means one configuration in
+            # every panel; past ten groups the line style changes instead.
+            (line,) = ax.plot(
+                xs, mean, color=f"C{i % 10}", linestyle=["-", "--", ":", "-."][i // 10 % 4],
+                label=f"{names[i]} ({n} seed{'s' if n > 1 else ''})",
+            )  # fmt: skip
+            handles.append(line)
+            if n > 1:
+                ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, lw=0)
+        if panel_title:
+            ax.set_title(panel_title, fontsize=10)
+        ax.set_xlabel(args.x)
+        ax.set_ylabel(args.metric)
+        if args.x == "training/envsteps" and max(ax.get_xlim()) >= 1e6:
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(6, 6))
+        ax.grid(alpha=0.3)
     envs = sorted({str(g[0].config.get("env_id", "?")) for g in groups})
-    ax.set_title(args.title or f"{', '.join(envs)}: {args.metric}")
-    ax.set_xlabel(args.x)
-    ax.set_ylabel(args.metric)
-    if args.x == "training/envsteps" and max(ax.get_xlim()) >= 1e6:
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(6, 6))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=max(1, math.ceil(len(groups) / 12)))
-    fig.tight_layout()
+    fig.suptitle(args.title or f"{', '.join(envs)}: {args.metric}")
+    lines = sum(h.get_label().count("\n") + 1 for h in handles)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, ncol=max(1, math.ceil(lines / 28)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -151,7 +235,7 @@ def main(args: Optional[list[str]] = None) -> Path:
     cli = tyro.cli(PlotArgs, args=args, use_underscores=True)
     try:
         out = plot(cli)
-    except (FileNotFoundError, KeyError) as e:
+    except (FileNotFoundError, KeyError, ValueError) as e:
         sys.exit(f"error: {e.args[0]}")
     print(f"wrote {out}")
     return out
