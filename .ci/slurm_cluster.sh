@@ -9,6 +9,10 @@
 #
 # After `start`, point the client commands at the cluster with SLURM_CONF=DIR/slurm.conf.
 # Ports: SLURMCTLD_PORT / SLURMD_PORT (default 6817 / 6818, SLURM's own).
+# SLURM_CRED_EXPIRE (default 120, SLURM's own): seconds a job credential lives. A requeued
+# job may not start again before its old credentials expire (slurmctld sets its BeginTime
+# that far ahead; starting it earlier with `scontrol update StartTime=now` makes the job
+# fail with "Job credential revoked"), so tests shorten it.
 # The daemons run as root in a container: no cgroups, so processes are tracked by
 # /proc (proctrack/linuxproc) and tasks are not bound (task/none).
 set -euo pipefail
@@ -61,7 +65,7 @@ SlurmdUser=root
 SlurmctldPort=${SLURMCTLD_PORT:-6817}
 SlurmdPort=${SLURMD_PORT:-6818}
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=${SLURM_CRED_EXPIRE:-120}
 CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
@@ -102,8 +106,47 @@ EOF
   die "the node is not idle after 60 s (state '${state}'); logs in $dir/log: $(tail -n 5 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" 2>/dev/null)"
 }
 
+# PIDs of the processes under PID $1 (children first), from /proc (no procps needed).
+descendants() {
+  local stat line fields
+  for stat in /proc/[0-9]*/stat; do
+    line=$(cat "$stat" 2>/dev/null) || continue
+    read -r -a fields <<< "${line##*) }"  # after the command name, which may hold spaces
+    if [[ "${fields[1]}" == "$1" ]]; then
+      stat=${stat#/proc/}
+      descendants "${stat%/stat}"
+      echo "${stat%/stat}"
+    fi
+  done
+}
+
 stop() {
-  local dir=$1 pidfile pid
+  local dir pidfile pid jobs
+  dir=$(cd "$1" && pwd) || return 0
+  # Jobs first, while slurmctld and slurmd can still end them: slurmd leaves running
+  # steps alone when it stops.
+  if [[ -f "$dir/slurm.conf" ]] && [[ -s "$dir/slurmctld.pid" ]] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+    export SLURM_CONF=$dir/slurm.conf
+    jobs=$(squeue -h -o %A 2>/dev/null || true)
+    if [[ -n "$jobs" ]]; then
+      # shellcheck disable=SC2086  # one job id a word
+      scancel $jobs 2>/dev/null || true
+      for _ in $(seq 60); do
+        [[ -z "$(squeue -h -o %A 2>/dev/null)" ]] && break
+        sleep 0.5
+      done
+    fi
+  fi
+  # Steps that outlived that (slurmstepd holds a socket in this cluster's spool folder):
+  # their processes, then themselves.
+  for pid in /proc/[0-9]*; do
+    pid=${pid#/proc/}
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == slurmstepd ]] || continue
+    if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$dir/"; then
+      # shellcheck disable=SC2046
+      kill -KILL $(descendants "$pid") "$pid" 2>/dev/null || true
+    fi
+  done
   for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munge/munged.pid"; do
     [[ -s "$pidfile" ]] || continue
     pid=$(cat "$pidfile")
