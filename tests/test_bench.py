@@ -69,3 +69,49 @@ def test_breakdown_table_shows_each_part_and_its_share(capsys):
     assert row == (
         "| 16 | 256 | 100.0 | 5.0 (5%) | 50.0 (50%), 0.062 TFLOP/s | 40.0 (40%), 0.050 TFLOP/s | 5.0 (5%) |"
     )
+
+
+def reference_result(**overrides) -> dict:
+    """A depth-4 result on the reference setup, with every column the table prints."""
+    result = {**bench.REFERENCE_SETUP, "critic_depth": 4, "device_count": 1, "train_sps": 2316.0,
+              "sgd_steps_per_s": 29.2, "peak_rss_gib": 1.15}  # fmt: skip
+    return {**result, **overrides}
+
+
+def test_ratios_to_the_papers_code_name_the_machine_they_were_measured_on(capsys):
+    # The paper's code's figures are constants from one earlier sitting on another machine: the
+    # column header, the footer and the JSON say so rather than presenting them side by side.
+    ratio = bench.vs_reference(reference_result())
+    assert ratio.pop("reference_machine") == bench.REFERENCE_MACHINE
+    assert ratio == pytest.approx({"train_sps": 2.0, "sgd_steps_per_s": 2.0, "peak_rss_gib": 0.5})
+    assert "AMD EPYC" in bench.REFERENCE_MACHINE and "2 cores" in bench.REFERENCE_MACHINE
+    bench.print_table([reference_result()])
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert f"vs paper's code, its figures from {bench.REFERENCE_MACHINE}" in header
+    assert "| train sps x2.00, SGD x2.00, RSS x0.50 |" in out
+    assert "side by side in one sitting" in out
+
+
+def test_no_reference_column_off_the_reference_setup(capsys):
+    # Another env (or a GPU) is not the setup the constants were measured on: no ratio at all.
+    off = reference_result(env_id="humanoid")
+    assert bench.vs_reference(off) is None
+    bench.print_table([off])
+    out = capsys.readouterr().out
+    assert "paper's code" not in out and "AMD EPYC" not in out
+    assert out.splitlines()[2].startswith("| 4 | 1 |")
+
+
+def test_measure_reports_each_stage_and_can_skip_the_breakdown_and_floors():
+    stages = []
+    result = bench.measure(tiny_config(), epochs=1, breakdown=False, floors=False, repeats=1,
+                           report=lambda partial: stages.append(dict(partial)))  # fmt: skip
+    # Figures arrive stage by stage: compile first, then collection, the update, the epochs.
+    assert "compile_s" in stages[0] and "collect_sps" not in stages[0]
+    assert "collect_sps" in stages[1] and "sgd_steps_per_s" not in stages[1]
+    assert stages[-1] == result
+    for key in ("compile_s", "collect_sps", "sgd_steps_per_s", "train_sps", "update_tflops", "peak_rss_gib"):
+        assert np.isfinite(result[key]) and result[key] > 0, key
+    for key in ("critic_grad_ms", "physics_sps", "peak_matmul_tflops"):
+        assert key not in result, key
