@@ -45,7 +45,9 @@ import jax.numpy as jnp
 import tyro
 
 import buffer as replay
+import contrastive
 import train
+from envs.wrappers import wrap_for_training
 
 # The paper's code measured once, on another day, on the 2-core development CPU (ant, 128 envs,
 # unroll 62, batch 256, 100 SGD batches per training step, width 256, episode 1000): issue #4.
@@ -131,7 +133,7 @@ def physics_sps(trainer: train.Trainer) -> float:
     """Env steps/s of the training env alone (uniform random actions, no network, no buffer):
     the floor under data collection."""
     c = trainer.config
-    env = train.wrap_for_training(trainer.env, c.episode_length, c.reset_mode)
+    env = wrap_for_training(trainer.env, c.episode_length, c.reset_mode)
     action_dim = trainer.derived.action_dim
 
     @jax.jit
@@ -155,6 +157,7 @@ def update_breakdown(trainer: train.Trainer, ts: train.TrainingState, buf) -> di
     the actor's loss and gradient (with the critic's psi(g), as in the update)."""
     c, d, nets = trainer.config, trainer.derived, trainer.nets
     n = c.num_sgd_batches_per_training_step
+    loss_fn = contrastive.CONTRASTIVE_LOSSES[c.contrastive_loss_fn]
 
     @jax.jit
     def draw(buf, key):
@@ -171,7 +174,7 @@ def update_breakdown(trainer: train.Trainer, ts: train.TrainingState, buf) -> di
         def step(total, batch):
             state, action, goal, valid = batch
             (loss, (_, psi)), grads = jax.value_and_grad(train.critic_loss, has_aux=True)(
-                params, nets, state, action, goal, valid, c.logsumexp_penalty_coeff
+                params, nets, loss_fn, state, action, goal, valid, c.logsumexp_penalty_coeff
             )
             return keep_live(total, loss, grads), psi
 

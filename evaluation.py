@@ -1,6 +1,6 @@
-"""Evaluation: full episodes from fresh resets with a fixed policy.
+"""Evaluate a saved checkpoint with the paper's protocol (train.make_evaluator), from the command line.
 
-Follows the paper's protocol: num_eval_envs envs, each reset with a new key
+The protocol: num_eval_envs envs, each reset with a new key
 (new start and goal), unrolled for exactly one episode. Per env, brax's
 EvalWrapper sums each per-step metric while the episode is still active
 (an env that terminates early stops counting). Reported, as means over envs:
@@ -22,51 +22,22 @@ latest checkpoint is used), and/or make those files from it:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 # render first: it makes importing brax and mujoco safe under any MUJOCO_GL (see render.py).
 import render  # isort: skip
 
 import jax
-import jax.numpy as jnp
 import tyro
-from brax.envs.wrappers import training as brax_wrappers
+
+import train
 
 log = logging.getLogger("crl")
-
-
-def make_evaluator(env, policy: Callable, *, num_envs: int, episode_length: int) -> Callable:
-    """Returns a jitted evaluate(actor_params, critic_params, key) -> metrics dict.
-
-    `policy(actor_params, critic_params, obs, key) -> action` acts on a batch of
-    observations.
-    """
-    eval_env = brax_wrappers.EvalWrapper(brax_wrappers.wrap(env, episode_length=episode_length))
-
-    @jax.jit
-    def evaluate(actor_params, critic_params, key):
-        k_reset, k_act = jax.random.split(key)
-        state = eval_env.reset(jax.random.split(k_reset, num_envs))
-
-        def step(state, key):
-            action = policy(actor_params, critic_params, state.obs, key)
-            return eval_env.step(state, action), None
-
-        state, _ = jax.lax.scan(step, state, jax.random.split(k_act, episode_length))
-        totals = state.info["eval_metrics"].episode_metrics
-        metrics = {f"eval/episode_{name}": jnp.mean(value) for name, value in totals.items()}
-        metrics["eval/episode_success_any"] = jnp.mean(totals["success"] > 0)
-        metrics["eval/avg_episode_length"] = jnp.mean(state.info["eval_metrics"].episode_steps)
-        return metrics
-
-    return evaluate
-
-
-# train.py's call; removed when train.py calls render.visualize
-visualize = render.visualize
 
 
 @dataclass
@@ -110,11 +81,6 @@ def run_dir_of(checkpoint: str | Path) -> Path:
 
 
 def main(args: Optional[list[str]] = None) -> dict:
-    import dataclasses
-    import json
-
-    import train  # imported here: train.py imports this module
-
     cli = tyro.cli(EvalArgs, args=args, use_underscores=True)
     config, payload = train.load_checkpoint(cli.checkpoint)
     overrides = dict(

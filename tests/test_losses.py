@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import contrastive
 import train
 
 
 def test_l2_energy_is_negative_pairwise_distance():
     phi = jnp.array([[0.0, 0.0], [3.0, 4.0]])
     psi = jnp.array([[0.0, 0.0], [0.0, 4.0]])
-    np.testing.assert_allclose(train.l2_energy(phi, psi), -np.array([[0.0, 4.0], [5.0, 3.0]]), atol=1e-6)
+    np.testing.assert_allclose(contrastive.l2_pairwise(phi, psi), -np.array([[0.0, 4.0], [5.0, 3.0]]), atol=1e-6)
 
 
 def test_l2_energy_matches_the_pairwise_differences_on_random_batches():
@@ -23,19 +24,22 @@ def test_l2_energy_matches_the_pairwise_differences_on_random_batches():
     psi = psi.at[:8].set(phi[:8] + 1e-2)  # some near-coincident pairs on the diagonal
     a, b = np.asarray(phi, np.float64), np.asarray(psi, np.float64)
     want = -np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
-    np.testing.assert_allclose(train.l2_energy(phi, psi), want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(contrastive.l2_pairwise(phi, psi), want, rtol=1e-5, atol=1e-4)
 
 
 def test_sqrt_gradient_is_finite_at_zero_distance():
     phi = jnp.array([[1.0, 2.0], [0.5, -1.0]])
 
     def loss(phi):
-        return jnp.sum(train.l2_energy(phi, phi))  # diagonal distances are exactly 0
+        return jnp.sum(contrastive.l2_pairwise(phi, phi))  # diagonal distances are exactly 0
 
     grad = jax.grad(loss)(phi)
     assert jnp.isfinite(grad).all()
-    np.testing.assert_allclose(train.safe_sqrt(jnp.array([0.0, 4.0])), [0.0, 2.0])
-    assert float(jax.grad(train.safe_sqrt)(0.0)) == 0.0
+    np.testing.assert_allclose(contrastive.safe_sqrt(jnp.array([0.0, 4.0])), [0.0, 2.0])
+    assert float(jax.grad(contrastive.safe_sqrt)(0.0)) == 0.0
+
+
+INFONCE = contrastive.CONTRASTIVE_LOSSES["infonce"]
 
 
 def reference_infonce(logits, valid, coeff):
@@ -50,12 +54,12 @@ def test_infonce_with_logsumexp_penalty_on_hand_values():
     # Row 0: lse = log(1 + e^-1 + e^-3); loss = lse - 0 + 0.1 lse^2, etc.
     lse0 = np.log(1 + np.exp(-1) + np.exp(-3))
     valid = jnp.array([True, True, True])
-    loss, metrics = train.infonce_loss(logits, valid, 0.1)
+    loss, metrics = contrastive.infonce_loss(logits, valid, 0.1)
     np.testing.assert_allclose(loss, reference_infonce(logits, [True] * 3, 0.1), rtol=1e-6)
     np.testing.assert_allclose(
         metrics["logsumexp"], np.mean(np.log(np.exp(np.asarray(logits)).sum(1))), rtol=1e-6
     )
-    row0, _ = train.infonce_loss(logits, jnp.array([True, False, False]), 0.1)
+    row0, _ = contrastive.infonce_loss(logits, jnp.array([True, False, False]), 0.1)
     np.testing.assert_allclose(row0, lse0 + 0.1 * lse0**2, rtol=1e-6)
     # Accuracy: rows 0 and 2 put their maximum on the diagonal, row 1 too (-0.5).
     assert float(metrics["categorical_accuracy"]) == pytest.approx(1.0)
@@ -64,7 +68,7 @@ def test_infonce_with_logsumexp_penalty_on_hand_values():
 def test_infonce_without_penalty_and_masked_rows():
     logits = jax.random.normal(jax.random.PRNGKey(0), (6, 6))
     valid = jnp.array([True, False, True, True, False, True])
-    loss, metrics = train.infonce_loss(logits, valid, 0.0)
+    loss, metrics = contrastive.infonce_loss(logits, valid, 0.0)
     np.testing.assert_allclose(loss, reference_infonce(logits, np.asarray(valid), 0.0), rtol=1e-5)
     expected_acc = np.mean(
         np.argmax(np.asarray(logits), 1)[np.asarray(valid)] == np.arange(6)[np.asarray(valid)]
@@ -76,8 +80,8 @@ def test_infonce_prefers_aligned_representations():
     good = jnp.eye(4) * 3.0
     bad = jnp.roll(good, 1, axis=0)
     valid = jnp.ones(4, bool)
-    loss_good, _ = train.infonce_loss(train.l2_energy(good, good), valid, 0.1)
-    loss_bad, _ = train.infonce_loss(train.l2_energy(good, bad), valid, 0.1)
+    loss_good, _ = contrastive.infonce_loss(contrastive.l2_pairwise(good, good), valid, 0.1)
+    loss_bad, _ = contrastive.infonce_loss(contrastive.l2_pairwise(good, bad), valid, 0.1)
     assert float(loss_good) < float(loss_bad)
 
 
@@ -121,7 +125,7 @@ def test_alpha_loss_gradient_sign():
 def small_nets(action_dim=2):
     actor = train.Actor(train.Torso(16, 4, 4, nn.swish), action_dim)
     enc = lambda: train.Encoder(train.Torso(16, 4, 4, nn.swish), repr_dim=8)  # noqa: E731
-    return train.Networks(actor, enc(), enc())
+    return train.Networks(actor, enc(), enc(), contrastive.ENERGY_FNS["l2"], "exact")
 
 
 def test_actor_loss_is_alpha_log_prob_minus_critic():
@@ -149,8 +153,8 @@ def test_actor_loss_is_alpha_log_prob_minus_critic():
             lambda p: train.actor_loss(p, critic_params, 0.3, nets, state, goal, psi, valid, key)[0]
         )(actor_params)
         # The critic loss hands back the psi(g) the actor loss reuses.
-        _, (_, critic_psi) = train.critic_loss(critic_params, nets, state, action, goal, valid, 0.1)
-        return loss, log_prob, q, train.l2_energy(phi, psi), grads, critic_psi - psi
+        _, (_, critic_psi) = train.critic_loss(critic_params, nets, INFONCE, state, action, goal, valid, 0.1)
+        return loss, log_prob, q, contrastive.l2_pairwise(phi, psi), grads, critic_psi - psi
 
     loss, log_prob, q, energy, grads, psi_gap = compute(actor_params, critic_params)
     np.testing.assert_allclose(loss, jnp.mean(0.3 * log_prob - q), rtol=1e-5)
@@ -186,3 +190,19 @@ def test_best_of_k_policy_picks_highest_critic_value():
     np.testing.assert_allclose(chosen, scores.max(0), rtol=1e-5)
     assert (scores.max(0) > scores.min(0)).all()  # the choice mattered
     np.testing.assert_allclose(deterministic, tanh_mean)
+
+
+def test_authors_log_prob_form_matches_its_formula_and_stops_at_saturation():
+    """The reference code's tanh correction, log(1 - tanh(u)^2 + 1e-6): equal to the exact one for
+    small |u|, flat once tanh(u)^2 rounds to 1, where the exact one keeps growing."""
+    u = jnp.array([[0.3], [3.0], [12.0]])
+    mean, log_std = jnp.zeros((3, 1)), jnp.zeros((3, 1))
+    gaussian = -0.5 * np.asarray(u, np.float64) ** 2 - 0.5 * np.log(2 * np.pi)
+    tanh2 = np.tanh(np.asarray(u, np.float64)) ** 2
+    authors = train.tanh_gaussian_log_prob(u, mean, log_std, "authors")
+    exact = train.tanh_gaussian_log_prob(u, mean, log_std, "exact")
+    np.testing.assert_allclose(authors, (gaussian - np.log(1 - tanh2 + 1e-6))[:, 0], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(exact, (gaussian - np.log(1 - tanh2))[:, 0], rtol=1e-5)
+    assert abs(float(authors[0] - exact[0])) < 1e-4  # no difference where the policy is not saturated
+    # At u = 12 the exact correction is 2 (12 - log 2) = 22.6 nats; the authors' stops at -log(1e-6) = 13.8.
+    np.testing.assert_allclose(float(exact[2] - authors[2]), 22.61 - 13.82, atol=0.05)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import runs
 import train
 from tests.test_resume import records
 from tests.test_train import ROOT, TINY, assert_same_metrics, cli_args, tiny_config
@@ -41,7 +42,7 @@ def test_two_processes_train_like_one(tmp_path):
     run_dir = tmp_path / "two"
     two = records(run_dir)  # written by process 0 alone: one line per epoch
     assert [r["epoch"] for r in two] == [1, 2]
-    assert train.latest_checkpoint(run_dir) == 2
+    assert runs.latest_checkpoint(run_dir) == 2
     assert json.loads((run_dir / "config.json").read_text())["num_envs"] == TINY["num_envs"]
 
     train.train(tiny_config(tmp_path, run_dir=str(tmp_path / "one")))

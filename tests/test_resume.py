@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+import runs
 import train
 from tests.test_train import ROOT, TINY, cli_args, tiny_config
 
@@ -37,8 +38,8 @@ def crash_at_epoch(monkeypatch, n: int, corrupt=None):
     runs on the state that `corrupt` makes of its inputs."""
     real_build = train.build
 
-    def build(config):
-        trainer = real_build(config)
+    def build(config, **kwargs):
+        trainer = real_build(config, **kwargs)
         calls = {"n": 0}
 
         def training_epoch(*args):
@@ -68,7 +69,7 @@ def test_a_crashed_run_resumes_to_the_same_numbers(tmp_path, monkeypatch, uninte
         train.train(config)
     run_dir = tmp_path / "run"
     assert [r["epoch"] for r in records(run_dir)] == [1, 2]
-    assert train.latest_checkpoint(run_dir) == 2
+    assert runs.latest_checkpoint(run_dir) == 2
 
     monkeypatch.undo()
     out = train.train(config)  # same command again: resumes from epoch 2
@@ -95,7 +96,7 @@ def test_resume_refuses_a_different_config_naming_the_fields(tmp_path, monkeypat
         train.train(tiny_run(tmp_path, "run"))
     monkeypatch.undo()
     changed = tiny_run(tmp_path, "run", critic_depth=8, gamma=0.9, track=True, checkpoint_keep=5)
-    with pytest.raises(train.RunDirError, match=r"\(gamma: 0.99 -> 0.9; critic_depth: 4 -> 8\)") as err:
+    with pytest.raises(runs.RunDirError, match=r"\(gamma: 0.99 -> 0.9; critic_depth: 4 -> 8\)") as err:
         train.train(changed)
     assert "track" not in str(err.value)  # run-management flags may change
 
@@ -108,10 +109,10 @@ def test_resume_flag_uses_the_saved_config_and_rejects_contradicting_flags(tmp_p
     config = train.parse_config(["--resume", run_dir, "--track", "True"])
     assert config.seed == 5 and config.num_epochs == 4 and config.track is True
     assert config.resume == run_dir
-    with pytest.raises(train.RunDirError, match="no checkpoint"):
+    with pytest.raises(runs.RunDirError, match="no checkpoint"):
         train.parse_config(["--resume", str(tmp_path / "nowhere")])
     monkeypatch.undo()
-    with pytest.raises(train.RunDirError, match="seed: 5 -> 6"):
+    with pytest.raises(runs.RunDirError, match="seed: 5 -> 6"):
         train.train(train.parse_config(["--resume", run_dir, "--seed", "6"]))
 
 
@@ -129,7 +130,7 @@ def test_nan_guard_names_the_loss_and_keeps_the_last_good_checkpoint(tmp_path, m
     )
     with pytest.raises(FloatingPointError, match=message):
         train.train(tiny_run(tmp_path, "run"))
-    assert train.latest_checkpoint(run_dir) == 2
+    assert runs.latest_checkpoint(run_dir) == 2
     _, payload = train.load_checkpoint(run_dir)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(payload["critic_params"]))
 
@@ -140,7 +141,7 @@ def test_half_written_checkpoints_are_ignored(tmp_path, monkeypatch):
         train.train(tiny_run(tmp_path, "run"))
     # What a crash during a save leaves behind: orbax's temporary folder, never renamed.
     (tmp_path / "run" / "checkpoints" / "epoch_2.orbax-checkpoint-tmp-1234").mkdir()
-    assert train.latest_checkpoint(tmp_path / "run") == 1
+    assert runs.latest_checkpoint(tmp_path / "run") == 1
     assert train.load_checkpoint(tmp_path / "run")[1]["epoch"] == 1
 
 
@@ -165,11 +166,11 @@ def test_sigusr1_checkpoints_the_epoch_and_exits_for_requeue(tmp_path):
         seen.append(line)
         if "epoch 1/40 " in line:
             proc.send_signal(signal.SIGUSR1)
-    assert proc.wait(timeout=300) == train.EXIT_REQUEUE, "".join(seen[-30:])
+    assert proc.wait(timeout=300) == runs.EXIT_REQUEUE, "".join(seen[-30:])
     run_dir = tmp_path / "run"
     stopped_at = records(run_dir)[-1]["epoch"]
     assert 1 <= stopped_at < 40
-    assert train.latest_checkpoint(run_dir) == stopped_at
+    assert runs.latest_checkpoint(run_dir) == stopped_at
     assert any("SIGUSR1 received" in line for line in seen)
 
     resumed = subprocess.run(

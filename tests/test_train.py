@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import envs
-import evaluation
+import runs
+from envs.wrappers import wrap_for_training
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,11 +198,16 @@ def test_training_changes_parameters_and_fills_buffer(tiny_trainer):
     assert float(ts.log_alpha) != 0.0
 
 
+def save_checkpoint(manager, config, ts, env_state, buf, epoch, env_steps):
+    meta = dict(epoch=epoch, env_steps=env_steps, wandb_id=None, has_buffer=True, config=dataclasses.asdict(config))
+    return runs.save_checkpoint(manager, *train.checkpoint_items(ts, env_state, buf), meta)
+
+
 def test_checkpoint_round_trip_reproduces_evaluation(tiny_trainer, tmp_path):
     ts, env_state, buf, _, evals = run_epochs(tiny_trainer, seed=2, epochs=1)
     config = tiny_trainer.config
-    manager = train.checkpoint_manager(tmp_path, keep=3)
-    path = train.save_checkpoint(manager, config, ts, env_state, buf, epoch=1, env_steps=240, wandb_id=None)
+    manager = runs.checkpoint_manager(tmp_path, keep=3)
+    path = save_checkpoint(manager, config, ts, env_state, buf, epoch=1, env_steps=240)
     assert path == (tmp_path / "checkpoints" / "epoch_1").absolute() and path.is_dir()
     loaded_config, payload = train.load_checkpoint(tmp_path)
     assert loaded_config == config
@@ -213,19 +219,19 @@ def test_checkpoint_round_trip_reproduces_evaluation(tiny_trainer, tmp_path):
     )
     assert again == evals
     # The full state comes back too: optimizer moments, RNG key, env states, buffer.
-    fresh = tiny_trainer.init(jax.random.PRNGKey(9))
-    meta = train.checkpoint_meta(tmp_path)
-    restored = train.restore_checkpoint(tmp_path, meta, *fresh)
-    for a, b in zip(jax.tree.leaves((ts, env_state, buf)), jax.tree.leaves(restored)):
+    fresh = train.checkpoint_items(*tiny_trainer.init(jax.random.PRNGKey(9)))
+    restored = runs.restore_checkpoint(tmp_path, runs.checkpoint_meta(tmp_path)["epoch"], *fresh)
+    saved = train.checkpoint_items(ts, env_state, buf)
+    for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(restored)):
         np.testing.assert_array_equal(a, b)
 
 
 def test_checkpoints_are_pruned_only_after_a_newer_one_exists(tiny_trainer, tmp_path):
     state = tiny_trainer.init(jax.random.PRNGKey(0))
     config = dataclasses.replace(tiny_trainer.config, checkpoint_keep=2)
-    manager = train.checkpoint_manager(tmp_path, keep=2)
+    manager = runs.checkpoint_manager(tmp_path, keep=2)
     for epoch in (1, 2, 3, 4):
-        train.save_checkpoint(manager, config, *state, epoch=epoch, env_steps=epoch, wandb_id=None)
+        save_checkpoint(manager, config, *state, epoch=epoch, env_steps=epoch)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["epoch_3", "epoch_4"]
 
@@ -239,8 +245,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 def test_non_finite_loss_stops_with_a_message(tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite actor_loss at epoch 7; .*epoch_5"):
-        train.check_finite({"critic_loss": 1.0, "actor_loss": float("nan")}, 7, tmp_path / "epoch_5")
-    train.check_finite({"critic_loss": 1.0}, 1, None)
+        runs.check_finite({"critic_loss": 1.0, "actor_loss": float("nan")}, 7, tmp_path / "epoch_5")
+    runs.check_finite({"critic_loss": 1.0}, 1, None)
 
 
 # -- deep networks --------------------------------------------------------------------
@@ -324,7 +330,7 @@ def test_cli_end_to_end_run_and_evaluate_checkpoint(tmp_path):
 
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert checkpoints == ["epoch_2", "epoch_3"]
-    meta = train.checkpoint_meta(run_dir)
+    meta = runs.checkpoint_meta(run_dir)
     assert (meta["epoch"], meta["env_steps"], meta["has_buffer"]) == (3, 400, True)
     assert meta["wandb_id"] and meta["wandb_id"] in str(next((run_dir / "wandb").glob("offline-run-*")))
     assert "<html" in (run_dir / "render_0.html").read_text().lower()
@@ -376,7 +382,7 @@ def test_reacher_learns_clearly_better_than_a_random_policy(tmp_path):
     def random_policy(actor_params, critic_params, obs, key):
         return jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
 
-    evaluate = evaluation.make_evaluator(
+    evaluate = train.make_evaluator(
         env, random_policy, num_envs=config.num_eval_envs, episode_length=config.episode_length
     )
     random_success = np.mean(
@@ -389,7 +395,7 @@ def test_reacher_learns_clearly_better_than_a_random_policy(tmp_path):
 def unroll_training_env(reset_mode: str, num_envs: int = 2, steps: int = 8):
     """Per step: the observation's goal, the episode id and done, with zero actions."""
     base = train.make_env("reacher", tiny_config())
-    env = train.wrap_for_training(base, 3, reset_mode)
+    env = wrap_for_training(base, 3, reset_mode)
     state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), num_envs))
 
     @jax.jit
@@ -480,7 +486,7 @@ def test_compilation_cache_option_points_jax_at_the_directory(tmp_path):
     before = jax.config.jax_compilation_cache_dir
     before_min_time = jax.config.jax_persistent_cache_min_compile_time_secs
     try:
-        train.use_compilation_cache(str(tmp_path))
+        runs.use_compilation_cache(str(tmp_path))
         assert jax.config.jax_compilation_cache_dir == str(tmp_path)
         assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0
     finally:

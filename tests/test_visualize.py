@@ -265,15 +265,7 @@ def run_under_mujoco_gl(value: str, code: str, *args: str) -> subprocess.Complet
     "first",
     [
         "render",
-        pytest.param(
-            "train",
-            marks=pytest.mark.xfail(
-                not OSMESA_HERE,
-                strict=True,
-                reason="train.py imports brax before render, so mujoco meets MUJOCO_GL=osmesa unguarded; "
-                "passes (and this mark must go) once train.py imports render before brax",
-            ),
-        ),
+        "train",
     ],
 )
 def test_mujoco_gl_osmesa_without_libosmesa_is_one_warning_not_a_crash(tmp_path, first):

@@ -1,0 +1,628 @@
+"""Run management for train.py: everything a long experiment needs that is not the algorithm.
+
+    run directory      runs/<env>__<exp>__s<seed>__<time>/ (or --run_dir): config.json, metrics.jsonl
+    checkpoints        orbax, checkpoints/epoch_<n>/{params, train, meta}; resume and config checks
+    metrics            metrics.jsonl, wandb (offline by default; never stops a run)
+    stop signals       SIGUSR1 / SIGTERM (SLURM's warning) and Ctrl-C: checkpoint, exit 75 to requeue
+    guards             NaN guard, "already finished", extending a finished run's budget
+    progress           live lines during compile, prefill and inside an epoch
+    start-up           compilation cache, jax.distributed for multi-process jobs
+
+train.py calls a small interface: `Run(config)`, `run.restore(template)`, `run.end_epoch(...)`,
+`run.close()`, and the `Progress` it hands to the jitted epoch. This module never imports train.py:
+the config is any dataclass whose run-management fields are marked `RunFlag`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import tyro
+from tyro.constructors import PrimitiveConstructorSpec
+
+log = logging.getLogger("crl")
+
+# sysexits.h EX_TEMPFAIL, "try again later": job.slurm requeues the job on this status.
+EXIT_REQUEUE = 75
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message says what to change."""
+
+
+class RunDirError(ConfigError):
+    """A run directory that cannot be started or resumed as asked."""
+
+
+class Preempted(Exception):
+    """A stop signal ended the run; any checkpoint it asked for is on disk."""
+
+
+# =============================================================================
+# Command-line conventions for the config dataclass
+# =============================================================================
+
+
+def _parse_bool(args: list[str]) -> bool:
+    value = args[0].lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise ValueError(f"expected True/False (or 1/0), got {args[0]!r}")
+
+
+# Boolean options take a value (`--track False`, `--save_buffer 0`) so that the
+# paper's scripts and wandb sweeps, which pass values, parse unchanged.
+Bool = Annotated[
+    bool,
+    PrimitiveConstructorSpec(
+        nargs=1,
+        metavar="{True,False}",
+        instance_from_str=_parse_bool,
+        is_instance=lambda x: isinstance(x, bool),
+        str_from_instance=lambda b: [str(b)],
+    ),
+    tyro.conf.FlagConversionOff,
+]
+
+
+class _RunFlag:
+    """Marks a config field that manages a run (logging, checkpoints, paths) rather than defining
+    the experiment: it may differ when a run is resumed, and plots/reports ignore it."""
+
+
+RunFlag = _RunFlag()
+
+
+def run_management_fields(config_cls: type) -> frozenset[str]:
+    hints = typing.get_type_hints(config_cls, include_extras=True)
+    return frozenset(
+        name
+        for name, hint in hints.items()
+        if typing.get_origin(hint) is Annotated and any(m is RunFlag for m in hint.__metadata__)
+    )
+
+
+# Fields that may grow when a finished run is continued to a larger budget (`extend`).
+BUDGET_FIELDS = ("total_env_steps", "num_epochs")
+
+
+def config_mismatch(saved, given) -> list[str]:
+    """The experiment-defining fields in which two configs differ, as 'name: saved -> given'."""
+    skip = run_management_fields(type(given)) | set(BUDGET_FIELDS)
+    return [
+        f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(given, f.name)!r}"
+        for f in dataclasses.fields(given)
+        if f.name not in skip and getattr(saved, f.name) != getattr(given, f.name)
+    ]
+
+
+# =============================================================================
+# Stop signals: SLURM's warning, preemption, Ctrl-C
+# =============================================================================
+
+
+class StopSignals:
+    """SIGUSR1 / SIGTERM (SLURM's warning before preemption or the time limit) and a first Ctrl-C
+    only set a flag: the phase in flight finishes, a checkpoint is written when there is something
+    to save, and the run exits with EXIT_REQUEUE. A second Ctrl-C aborts at once.
+
+    train.py blocks these signals before its slow imports, so one that arrives during start-up waits,
+    pending, until this handler is in place (entering unblocks them), and then counts like any other.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+    def __init__(self):
+        self.received: Optional[str] = None
+        self._previous = {}
+
+    def _handle(self, signum, _frame):
+        name = signal.Signals(signum).name
+        if name == "SIGINT" and self.received == "SIGINT":
+            raise KeyboardInterrupt
+        self.received = self.received or name
+        how = " (Ctrl-C again to abort without saving)" if name == "SIGINT" else ""
+        log.warning("%s received: stopping at the end of this phase and saving what there is%s", name, how)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)  # pending ones are handled now
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def check(self, phase: str, checkpoint: Optional[Path]) -> None:
+        """Raises Preempted when a stop signal came; `phase` says where the run was."""
+        if self.received:
+            saved = (
+                f"checkpoint {checkpoint}"
+                if checkpoint
+                else "no checkpoint yet (a requeued job starts afresh)"
+            )
+            raise Preempted(f"{self.received}: stopped {phase}; {saved}")
+
+
+# =============================================================================
+# Start-up: compilation cache, multi-process jobs, logging
+# =============================================================================
+
+
+def use_compilation_cache(directory: str) -> None:
+    jax.config.update("jax_compilation_cache_dir", directory)
+    # Cache every program that took over a second to compile: the epoch, prefill, evaluation.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def initialize_distributed(mode: str) -> None:
+    """Joins the processes of a multi-node job before JAX touches any device.
+
+    Under SLURM (srun), jax.distributed.initialize() finds the coordinator and the ranks
+    itself; elsewhere they come from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+    JAX_PROCESS_ID. Only process 0 prints the run's log lines.
+    """
+    if mode == "off" or (mode == "auto" and int(os.environ.get("SLURM_NTASKS", "1")) <= 1):
+        return
+    ranks = {}
+    if "JAX_NUM_PROCESSES" in os.environ:
+        ranks = dict(
+            coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+            process_id=int(os.environ["JAX_PROCESS_ID"]),
+        )
+    # Cross-process collectives for CPU processes (tests, debugging); GPUs use NCCL.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**ranks)
+    log.info(
+        "process %d of %d, %d devices in all", jax.process_index(), jax.process_count(), jax.device_count()
+    )
+    if jax.process_index() != 0:
+        log.setLevel(logging.WARNING)
+
+
+# =============================================================================
+# Checkpoints: orbax, one folder per epoch (checkpoints/epoch_<n>) holding params (all
+# evaluation needs), train (optimizer states, RNG key, env states, replay buffer) and meta
+# (epoch, env steps, wandb id, config). Orbax writes a folder under a temporary name and
+# renames it when complete, and prunes old ones only after that, so a crash never leaves a
+# half checkpoint behind.
+# =============================================================================
+
+
+def checkpoint_manager(run_dir: Path, keep: Optional[int] = None) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=keep is not None, step_prefix="epoch", enable_async_checkpointing=False
+    )
+    return ocp.CheckpointManager((Path(run_dir) / "checkpoints").absolute(), options=options)
+
+
+def latest_checkpoint(run_dir: Path) -> Optional[int]:
+    """The newest complete checkpoint's epoch in run_dir, or None."""
+    if not (Path(run_dir) / "checkpoints").is_dir():
+        return None
+    return checkpoint_manager(run_dir).latest_step()
+
+
+def checkpoint_meta(run_dir: Path, epoch: Optional[int] = None) -> dict:
+    """The meta record (epoch, env_steps, wandb_id, has_buffer, config) of a run's latest
+    (or given) checkpoint."""
+    latest = latest_checkpoint(run_dir)
+    manager = checkpoint_manager(run_dir) if latest is not None else None
+    epoch = latest if epoch is None else epoch
+    if manager is None or epoch not in manager.all_steps():
+        raise FileNotFoundError(f"no checkpoint under {run_dir} (expected {run_dir}/checkpoints/epoch_<n>)")
+    return manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+
+def save_checkpoint(manager, params: dict, train_state: dict, meta: dict) -> Path:
+    manager.save(
+        meta["epoch"],
+        args=ocp.args.Composite(
+            params=ocp.args.StandardSave(params),
+            train=ocp.args.StandardSave(train_state),
+            meta=ocp.args.JsonSave(meta),
+        ),
+        force=True,
+    )
+    manager.wait_until_finished()
+    return Path(manager.directory) / f"epoch_{meta['epoch']}"
+
+
+def restore_checkpoint(run_dir: Path, epoch: int, params: dict, train_state: dict) -> tuple[dict, dict]:
+    """(params, train_state) of a checkpoint, restored into arrays shaped and sharded like the
+    given templates."""
+    restored = checkpoint_manager(run_dir).restore(
+        epoch,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(params), train=ocp.args.StandardRestore(train_state)
+        ),
+    )
+    return restored.params, restored.train
+
+
+def load_params(path: str | Path) -> tuple[dict, dict]:
+    """(saved config as a dict, payload) of a checkpoint: a run directory (its latest one) or a
+    checkpoints/epoch_<n> folder. The payload holds the saved parameters, epoch and env_steps;
+    only the parameters are read, never the replay buffer."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    run_dir, epoch = path, None
+    if path.name.startswith("epoch_") and path.parent.name == "checkpoints":
+        run_dir, epoch = path.parent.parent, int(path.name.removeprefix("epoch_"))
+    meta = checkpoint_meta(run_dir, epoch)
+    params = (
+        checkpoint_manager(run_dir)
+        .restore(meta["epoch"], args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+        .params
+    )
+    return meta["config"], {**params, "epoch": meta["epoch"], "env_steps": meta["env_steps"]}
+
+
+# =============================================================================
+# Metrics: metrics.jsonl and wandb
+# =============================================================================
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write-then-rename: a crash leaves either the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def start_wandb(config, run_dir: Path, wandb_id: Optional[str]):
+    """wandb must never stop training: failures are logged and the run goes on without it."""
+    try:
+        import wandb  # imported only when tracking: an optional feature
+
+        return wandb.init(
+            project=config.wandb_project_name,
+            entity=config.wandb_entity,
+            group=config.wandb_group,
+            name=run_dir.name,
+            id=wandb_id,
+            resume="allow" if wandb_id else None,
+            mode=config.wandb_mode,
+            dir=config.wandb_dir or str(run_dir),
+            config=dataclasses.asdict(config),
+        )
+    except Exception as e:  # noqa: BLE001 -- any wandb failure must not end the run
+        log.warning("wandb disabled for this run: %s", e)
+        return None
+
+
+class MetricsLog:
+    """metrics.jsonl in the run directory, plus wandb when tracking.
+
+    A resumed run first drops the records of epochs after its checkpoint (they
+    will be run again) and continues the same wandb run. Only process 0 writes.
+    """
+
+    def __init__(self, run_dir: Path, config, start_epoch: int, wandb_id: Optional[str]):
+        self.path = run_dir / "metrics.jsonl" if jax.process_index() == 0 else None
+        if self.path is not None and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if json.loads(line)["epoch"] <= start_epoch
+            ]
+            atomic_write(self.path, "".join(line + "\n" for line in kept).encode())
+        self.wandb = start_wandb(config, run_dir, wandb_id) if config.track and self.path else None
+
+    @property
+    def wandb_id(self) -> Optional[str]:
+        return None if self.wandb is None else self.wandb.id
+
+    def write(self, record: dict) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.wandb is not None:
+            self.wandb.log(record, step=record["training/envsteps"])
+
+    def close(self) -> None:
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def check_finite(metrics: dict, epoch: int, last_checkpoint: Optional[Path]) -> None:
+    bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+    if bad:
+        losses = [k for k in bad if k.endswith("loss")] or bad
+        others = (
+            f" (also non-finite: {', '.join(k for k in bad if k not in losses)})" if bad != losses else ""
+        )
+        raise FloatingPointError(
+            f"non-finite {', '.join(losses)} at epoch {epoch}{others}; stopping. Last good checkpoint "
+            f"(intact): {last_checkpoint or 'none saved yet'}"
+        )
+
+
+# =============================================================================
+# Progress: a user never stares at silence
+# =============================================================================
+
+
+def format_eta(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Live progress on stderr: a ticking phase line during compile and prefill, and inside an
+    epoch the env steps done, sps and the run's ETA.
+
+    On a terminal the line is redrawn in place; in a log file (SLURM) a plain line is printed at
+    most every `every` seconds. The epoch reports through `jax.debug.callback` once per training
+    step, a scalar that the device sends without waiting for the host.
+    """
+
+    def __init__(self, total_steps: int, every: Optional[float] = None, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = every if every is not None else (0.5 if self.tty else 30.0)
+        self.enabled = jax.process_index() == 0 and log.isEnabledFor(logging.INFO)
+        self.total_steps = total_steps
+        self._base = (0, time.time())
+        self.epoch_steps = (0, 0)  # (first env step of the epoch, env steps per training step)
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self._phase: Optional[tuple[str, float]] = None
+        self._ticker: Optional[threading.Thread] = None
+
+    def _emit(self, text: str, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if self.tty:
+                self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+            else:
+                self.stream.write(time.strftime("%H:%M:%S ") + text + "\n")
+            self.stream.flush()
+
+    # -- phases without steps to count (compile, prefill, restore, render)
+    def begin_phase(self, name: str) -> None:
+        """'<name> ... 12 s' ticks until end_phase(), or until the epoch's first step reports."""
+        self.end_phase()
+        self._phase = (name, time.time())
+        self._emit(f"{name} ...")
+        if self.enabled:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def end_phase(self) -> None:
+        phase, self._phase = self._phase, None
+        if phase is not None:
+            self._emit(f"{phase[0]}: done in {time.time() - phase[1]:.1f} s", final=True)
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        self.begin_phase(name)
+        try:
+            yield
+        finally:
+            self.end_phase()
+
+    def _tick(self) -> None:
+        while (phase := self._phase) is not None:
+            time.sleep(min(self.every, 1.0))
+            if self._phase is phase and time.time() - self._last >= self.every:
+                self._last = time.time()
+                self._emit(f"{phase[0]} ... {time.time() - phase[1]:.0f} s")
+
+    # -- inside an epoch
+    def start_epoch(self, epoch: int, num_epochs: int, env_steps: int, env_steps_per_training_step: int):
+        self.epoch, self.num_epochs = epoch, num_epochs
+        self._base = (0, time.time())  # (training steps, time) from which the speed is measured
+        self.epoch_steps = (env_steps, env_steps_per_training_step)
+
+    def training_step(self, done) -> None:
+        """Host side of the epoch's callback: `done` training steps of this epoch have finished."""
+        now, done = time.time(), int(done)
+        if self._phase is not None:  # the first step ends the compile phase; speed counts from here
+            self.end_phase()
+            self._base = (done, now)
+        if not self.enabled or now - self._last < self.every:
+            return
+        self._last = now
+        first, per_step = self.epoch_steps
+        steps = first + done * per_step
+        sps = (done - self._base[0]) * per_step / max(now - self._base[1], 1e-9)
+        eta = (self.total_steps - steps) / sps if sps > 0 else float("inf")
+        eta_text = format_eta(eta) if np.isfinite(eta) else "?"
+        self._emit(
+            f"epoch {self.epoch}/{self.num_epochs} | env steps {steps:,}/{self.total_steps:,} "
+            f"({100 * steps / self.total_steps:.0f}%) | {sps:,.0f} sps | ETA {eta_text}"
+        )
+
+    def clear(self) -> None:
+        """Makes room for a log line: on a terminal, wipes the in-place line."""
+        if self.enabled and self.tty:
+            with self._lock:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+
+
+# =============================================================================
+# The run: directory, resume, checkpoints, metrics, signals, as one object for train.py
+# =============================================================================
+
+
+class Run:
+    """One experiment's directory and bookkeeping, opened from its config.
+
+    `first_epoch`, `env_steps` and `wandb_id` say where training starts (0 for a new run, the
+    checkpoint's epoch on resume). The loop calls `begin` once, `end_epoch` after each epoch and
+    `close` at the end. `budget(config)` is (prefill env steps, env steps per epoch).
+    """
+
+    def __init__(self, config, stop: StopSignals, budget: Callable[[Any], tuple[int, int]]):
+        self.config, self.stop = config, stop
+        self.dir = open_run_dir(config)
+        self.meta: Optional[dict] = None
+        if latest_checkpoint(self.dir) is not None:
+            self.meta = checkpoint_meta(self.dir)
+            saved = type(config)(**self.meta["config"])
+            differing = config_mismatch(saved, config)
+            if budget(saved)[1] != budget(config)[1]:
+                differing.append(f"env steps per epoch: {budget(saved)[1]:,} -> {budget(config)[1]:,}")
+            if differing:
+                raise RunDirError(
+                    f"{self.dir} holds a run with a different config ({'; '.join(differing)}); resume it "
+                    f"with the same settings (a larger --total_env_steps alone continues it), or start a "
+                    f"new run with another --run_dir"
+                )
+        self.first_epoch = self.meta["epoch"] if self.meta else 0
+        self.env_steps = self.meta["env_steps"] if self.meta else budget(config)[0]
+        self.last_checkpoint = self.dir / "checkpoints" / f"epoch_{self.first_epoch}" if self.meta else None
+        self.checkpoints = (
+            checkpoint_manager(self.dir, keep=config.checkpoint_keep) if config.checkpoint else None
+        )
+        self.start = time.time()
+        self.epoch_times: list[float] = []
+        self.metrics: Optional[MetricsLog] = None
+        self.record: dict = {}
+        self.eta = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.first_epoch >= self.config.num_epochs
+
+    def restore(self, params: dict, train_state: dict) -> Optional[tuple[dict, dict]]:
+        """None for a new run; else (params, train_state) restored into the templates (train_state
+        without "buffer" when the checkpoint was saved without it)."""
+        if self.meta is None:
+            return None
+        if not self.meta["has_buffer"]:
+            train_state = {k: v for k, v in train_state.items() if k != "buffer"}
+        restored = restore_checkpoint(self.dir, self.first_epoch, params, train_state)
+        log.info(
+            "resuming %s from epoch %d (%s env steps)", self.dir, self.first_epoch, f"{self.env_steps:,}"
+        )
+        return restored
+
+    def begin(self) -> None:
+        """Start-up is over: stop if a signal came during it, else open metrics.jsonl and wandb."""
+        self.stop.check("before the first epoch", self.last_checkpoint)
+        self.metrics = MetricsLog(
+            self.dir, self.config, self.first_epoch, self.meta and self.meta["wandb_id"]
+        )
+
+    def end_epoch(
+        self, epoch: int, epoch_env_steps: int, record: dict, state: Callable[[], tuple[dict, dict]]
+    ):
+        """Checks the epoch's record for NaNs, writes it, and saves a checkpoint when due or asked for
+        by a stop signal (`state()` gives the (params, train_state) to save)."""
+        c = self.config
+        self.env_steps += epoch_env_steps
+        check_finite(
+            {k: v for k, v in record.items() if k.startswith("training/")}, epoch, self.last_checkpoint
+        )
+        self.epoch_times.append(record["training/epoch_time"] + record["eval/epoch_eval_time"])
+        self.record = {"epoch": epoch, "training/envsteps": self.env_steps, **record,
+                       "training/walltime": time.time() - self.start}  # fmt: skip
+        self.metrics.write(self.record)
+        recent = self.epoch_times[-5:]
+        self.eta = (c.num_epochs - epoch) * sum(recent) / len(recent)
+        due = epoch % c.checkpoint_every == 0 or epoch == c.num_epochs or self.stop.received
+        if self.checkpoints is not None and due:
+            params, train_state = state()
+            if not c.save_buffer:
+                train_state = {k: v for k, v in train_state.items() if k != "buffer"}
+            meta = {"epoch": epoch, "env_steps": self.env_steps, "wandb_id": self.metrics.wandb_id,
+                    "has_buffer": c.save_buffer, "config": dataclasses.asdict(c)}  # fmt: skip
+            self.last_checkpoint = save_checkpoint(self.checkpoints, params, train_state, meta)
+
+    def check_stop(self, epoch: int) -> None:
+        if epoch < self.config.num_epochs:
+            self.stop.check(f"after epoch {epoch}", self.last_checkpoint)
+
+    def close(self) -> dict:
+        if self.metrics is not None:
+            self.metrics.close()
+        return {**self.record, "run_dir": str(self.dir)}
+
+
+def open_run_dir(config) -> Path:
+    """This run's directory: the one to resume, the one asked for, or a new timestamped one."""
+    if config.resume:
+        run_dir = Path(config.resume)
+        if latest_checkpoint(run_dir) is None:
+            raise RunDirError(f"--resume {run_dir}: no checkpoint there to resume from")
+        return run_dir
+    if config.run_dir:
+        run_dir = Path(config.run_dir)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = base = (
+            Path(config.run_root) / f"{config.env_id}__{config.exp_name}__s{config.seed}__{stamp}"
+        )
+        n = 1
+        while run_dir.exists():  # two runs started in the same second
+            run_dir, n = Path(f"{base}-{n}"), n + 1
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if latest_checkpoint(run_dir) is None and jax.process_index() == 0:
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    return run_dir
+
+
+def parse_config(config_cls: type, args: Optional[list[str]], schedule: Callable[[Any], tuple[int, int]]):
+    """The command line's config. With --resume the saved config is the default, so only flags given
+    next to it may differ; a larger --total_env_steps continues the run at the same epoch size
+    (num_epochs grows to match, unless given)."""
+    config = tyro.cli(config_cls, args=args, use_underscores=True)
+    if config.resume is not None:
+        try:
+            saved = config_cls(**checkpoint_meta(Path(config.resume))["config"])
+        except FileNotFoundError as e:
+            raise RunDirError(f"--resume {config.resume}: {e}") from None
+        config = tyro.cli(config_cls, args=args, default=saved, use_underscores=True)
+    elif config.run_dir is not None and latest_checkpoint(Path(config.run_dir)) is not None:
+        saved = config_cls(**checkpoint_meta(Path(config.run_dir))["config"])  # a requeued job
+    else:
+        return config
+    return extend(saved, config, schedule)
+
+
+def extend(saved, config, schedule: Callable[[Any], tuple[int, int]]):
+    """`config` with num_epochs fitted to a changed total_env_steps, so that every epoch keeps the
+    saved run's size; a budget change that would resize epochs is refused. `schedule(config)` is
+    (prefill env steps, env steps per epoch)."""
+    if (config.total_env_steps, config.num_epochs) == (saved.total_env_steps, saved.num_epochs):
+        return config
+    prefill, per_epoch = schedule(saved)
+    if config.num_epochs == saved.num_epochs:
+        num_epochs = max((config.total_env_steps - prefill) // per_epoch, 1)
+        config = dataclasses.replace(config, num_epochs=num_epochs)
+        log.info("continuing to %d epochs of %s env steps each", num_epochs, f"{per_epoch:,}")
+    if schedule(config)[1] != per_epoch:
+        raise RunDirError(
+            f"--total_env_steps {config.total_env_steps:,} with --num_epochs {config.num_epochs} changes the "
+            f"size of an epoch ({per_epoch:,} env steps in the saved run); give only --total_env_steps, "
+            f"and the number of epochs follows"
+        )
+    return config
