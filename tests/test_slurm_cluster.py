@@ -362,7 +362,10 @@ def test_sigusr1_requeues_only_that_array_task_which_resumes_to_the_same_numbers
     assert "train.py exited with status 75" in log0, log0[-4000:]
     assert f"requeueing job {first}" in log0, log0[-4000:]
     assert log0.count("task: env reacher") == 2 and "restart 1" in log0
-    assert re.search(r"resuming .* from epoch \d+", log0), log0[-4000:]
+    assert re.search(r"resuming .* from epoch \d+", log0), (
+        "the requeued task did not resume from a checkpoint (train.py stopped without one?):\n"
+        + "\n".join(line for line in log0.splitlines() if not re.search(r"epoch \d+/\d+ \|", line))[-4000:]
+    )
     # The other task ran once: requeueing the array job id would have restarted it.
     assert_completed(got["final"][second], log1, restarts=0)
     assert log1.count("task: env reacher") == 1, log1[-4000:]
