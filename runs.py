@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -429,7 +430,7 @@ class Progress:
 
     def _tick(self) -> None:
         while (phase := self._phase) is not None:
-            time.sleep(min(self.every, 1.0))
+            time.sleep(min(max(self.every, 0.1), 1.0))
             if self._phase is phase and time.time() - self._last >= self.every:
                 self._last = time.time()
                 self._emit(f"{phase[0]} ... {time.time() - phase[1]:.0f} s")
@@ -590,10 +591,16 @@ def open_run_dir(config) -> Path:
     return run_dir
 
 
-def parse_config(config_cls: type, args: Optional[list[str]], schedule: Callable[[Any], tuple[int, int]]):
+def parse_config(
+    config_cls: type, args: Optional[list[str]], schedule: Callable[[Any], tuple[int, int]], epilog: str = ""
+):
     """The command line's config. With --resume the saved config is the default, so only flags given
     next to it may differ; a larger --total_env_steps continues the run at the same epoch size
     (num_epochs grows to match, unless given)."""
+    argv = sys.argv[1:] if args is None else args
+    if "-h" in argv or "--help" in argv:
+        print(grouped_help(config_cls, Path(sys.argv[0]).name, epilog))
+        sys.exit(0)
     config = tyro.cli(config_cls, args=args, use_underscores=True)
     if config.resume is not None:
         try:
@@ -626,3 +633,50 @@ def extend(saved, config, schedule: Callable[[Any], tuple[int, int]]):
             f"and the number of epochs follows"
         )
     return config
+
+
+# =============================================================================
+# --help, grouped by the config's "# --- <group>" comments
+# =============================================================================
+
+
+def grouped_help(config_cls: type, prog: str, epilog: str = "") -> str:
+    """The --help text of a flat config dataclass, with its flags under the headings of the
+    `# --- <group>` comments in its source (tyro prints one ungrouped box)."""
+    import ast
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(config_cls))
+    lines = source.splitlines()
+    body = ast.parse(source).body[0].body
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    groups: dict[str, list[str]] = {}
+    for i, node in enumerate(body):
+        if not isinstance(node, ast.AnnAssign):
+            continue
+        name = node.target.id
+        heading = next(
+            (
+                lines[n].strip()[6:]
+                for n in range(node.lineno - 1, -1, -1)
+                if lines[n].strip().startswith("# ---")
+            ),
+            "options",
+        )
+        doc = body[i + 1].value.value if i + 1 < len(body) and isinstance(body[i + 1], ast.Expr) else ""
+        kind = ast.unparse(node.annotation)
+        kind = re.sub(r"Annotated\[(.*), RunFlag\]", r"\1", kind)
+        if kind.startswith("Literal["):
+            kind = "{" + ",".join(typing.get_args(typing.get_type_hints(config_cls)[name])) + "}"
+        else:
+            kind = {"Bool": "{True,False}"}.get(kind, kind.replace("Optional[", "").rstrip("]").upper())
+        text = " ".join(doc.split()) + f" (default: {defaults[name]})"
+        flag = f"  --{name} {kind}"
+        wrapped = textwrap.wrap(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+        groups.setdefault(heading, []).append("\n".join([flag, *wrapped]))
+    doc = (config_cls.__doc__ or "").strip().splitlines()[0]
+    out = [f"usage: {prog} [--flag VALUE ...]   (also --flag=VALUE, and dashes for underscores)", "", doc]
+    for heading, entries in groups.items():
+        out += ["", f"{heading}:", *entries]
+    return "\n".join(out + ["", epilog] if epilog else out)

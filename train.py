@@ -32,6 +32,7 @@ if __name__ == "__main__":
 import logging
 import math
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -1012,7 +1013,8 @@ def log_epoch(run: runs.Run, epoch: int) -> None:
 
 
 def parse_config(args: Optional[list[str]] = None) -> Config:
-    return runs.parse_config(Config, args, budget)
+    env_ids = "env ids: " + ", ".join(envs.ENV_IDS) + ", arm_grasp_<cube noise>"
+    return runs.parse_config(Config, args, budget, epilog="\n".join(textwrap.wrap(env_ids, 100)))
 
 
 def main(args: Optional[list[str]] = None) -> None:
