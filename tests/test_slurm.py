@@ -34,6 +34,11 @@ echo "$@" >> "$LOG_DIR/scontrol_args"
 """
 NO_GPU = "#!/bin/bash\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n"
 ONE_GPU = "#!/bin/bash\necho 'GPU 0: NVIDIA H100 (UUID: GPU-0)'\n"
+# nvidia-smi -L lists the GPU; plain nvidia-smi prints the header with the driver's CUDA version.
+CUDA13_GPU = (
+    "#!/bin/bash\nif [[ $1 == -L ]]; then echo 'GPU 0: NVIDIA H200 (UUID: GPU-0)'; exit; fi\n"
+    "echo '| NVIDIA-SMI 580.95    Driver Version: 580.95    CUDA Version: 13.0 |'\n"
+)
 
 
 @pytest.fixture
@@ -99,15 +104,16 @@ def test_single_job_passes_env_depth_seed_and_extra_flags(slurm):
     "gpu,override,extra,platforms",
     [
         (False, None, [], "cpu"),
-        (True, None, ["--extra", "cuda12"], "unset"),
-        (True, "cuda13", ["--extra", "cuda13"], "unset"),
-        (True, "cpu", [], "cpu"),
+        (ONE_GPU, None, ["--extra", "cuda12"], "unset"),
+        (CUDA13_GPU, None, ["--extra", "cuda13"], "unset"),
+        (ONE_GPU, "cuda13", ["--extra", "cuda13"], "unset"),
+        (ONE_GPU, "cpu", [], "cpu"),
     ],
 )
 def test_the_build_follows_the_node_or_deep_crl_extra(slurm, gpu, override, extra, platforms):
     logs, env = slurm
     if gpu:
-        (logs / "bin" / "nvidia-smi").write_text(ONE_GPU)
+        (logs / "bin" / "nvidia-smi").write_text(gpu)
     result = run(env(**({"DEEP_CRL_EXTRA": override} if override else {})))
     assert result.returncode == 0, result.stderr
     args = (logs / "srun_args").read_text().split()
