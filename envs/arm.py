@@ -57,6 +57,8 @@ def _request_classic_cpu_fusion() -> bool:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_use_fusion_emitters" in flags:
         return True
+    if _jaxlib_version() >= (0, 11):
+        return False  # XLA dropped the option, and an unknown XLA_FLAGS entry aborts the process
     try:
         from jax._src import xla_bridge
 
@@ -67,6 +69,15 @@ def _request_classic_cpu_fusion() -> bool:
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {_CPU_FUSION_FLAG}".strip()
     return True
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    import importlib.metadata
+
+    try:
+        return tuple(int(part) for part in importlib.metadata.version("jaxlib").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return (0, 0)
 
 
 _CLASSIC_CPU_FUSION = _request_classic_cpu_fusion()
