@@ -93,7 +93,7 @@ def test_a_finished_run_says_so_and_continues_to_a_larger_budget(tmp_path, caplo
     assert steps == [240, 320, 400, 480, 560, 640]
 
     # The same run, uninterrupted to 6 epochs, gives the same numbers.
-    whole = tiny_run(tmp_path, "whole", num_epochs=6, total_env_steps=640, checkpoint=False)
+    whole = tiny_run(tmp_path, "whole", num_epochs=6, total_env_steps=640)
     train.train(whole)
     assert records(tmp_path / "whole") == records(run_dir)
 

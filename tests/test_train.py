@@ -313,8 +313,11 @@ def test_cli_end_to_end_run_and_evaluate_checkpoint(tmp_path):
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    epoch_lines = [line for line in result.stderr.splitlines() if " epoch " in f" {line.split(' ', 1)[-1]}"]
-    assert len(epoch_lines) == 3 and "eval success" in epoch_lines[-1] and "ETA" in epoch_lines[-1]
+    # One log line per epoch (the progress lines between them carry no evaluation).
+    epoch_lines = [line for line in result.stderr.splitlines() if "| eval success" in line]
+    assert len(epoch_lines) == 3 and epoch_lines[-1].split(" ", 1)[1].startswith("epoch 3/3 |")
+    assert "ETA" in epoch_lines[-1] and "/20 steps" in epoch_lines[-1] and "per step" in epoch_lines[-1]
+    assert "compiling and prefilling" in result.stderr and "compiling the training epoch" in result.stderr
 
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("reacher__e2e__s0__")
