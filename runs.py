@@ -508,6 +508,7 @@ class Run:
         self.metrics: Optional[MetricsLog] = None
         self.record: dict = {}
         self.eta = 0.0
+        self.stopping = False
 
     @property
     def finished(self) -> bool:
@@ -549,7 +550,10 @@ class Run:
         self.metrics.write(self.record)
         recent = self.epoch_times[-5:]
         self.eta = (c.num_epochs - epoch) * sum(recent) / len(recent)
-        due = epoch % c.checkpoint_every == 0 or epoch == c.num_epochs or self.stop.received
+        # Read the signal flag once: one that lands after this line waits for the next epoch, so the
+        # stop below never finds a signal that this checkpoint decision did not see.
+        self.stopping = bool(self.stop.received)
+        due = epoch % c.checkpoint_every == 0 or epoch == c.num_epochs or self.stopping
         if self.checkpoints is not None and due:
             params, train_state = state()
             if not c.save_buffer:
@@ -559,7 +563,7 @@ class Run:
             self.last_checkpoint = save_checkpoint(self.checkpoints, params, train_state, meta)
 
     def check_stop(self, epoch: int) -> None:
-        if epoch < self.config.num_epochs:
+        if self.stopping and epoch < self.config.num_epochs:
             self.stop.check(f"after epoch {epoch}", self.last_checkpoint)
 
     def close(self) -> dict:
