@@ -116,7 +116,7 @@ def train_config(path: Path, run_config: dict, monkeypatch, tmp_path, appended=(
 
 def test_there_are_sweeps():
     names = {p.stem for p in SWEEPS}
-    assert {"depth", "width_vs_depth", "batch_depth", "actor_vs_critic"} <= names
+    assert {"depth", "width_vs_depth", "batch_depth", "actor_vs_critic", "contrastive"} <= names
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
@@ -254,6 +254,9 @@ def test_train_sh_refuses_a_batch_size_it_cannot_divide_by(tmp_path):
 def chosen(name: str, run: dict) -> bool:
     """The grid point each sweep's real run takes: critic depth 8, so that a copy to the actor
     shows (the default is 4); in actor_vs_critic the swept actor depth 4 must stay 4."""
+    if name == "contrastive":  # a non-default energy and loss must reach the config
+        knobs = (run["energy_fn"], run["contrastive_loss_fn"], run["critic_depth"], run["seed"])
+        return knobs == ("cos", "binary", 4, 0)
     return run["critic_depth"] == 8 and run.get("actor_depth", 4) == 4 and run["seed"] == 0
 
 
@@ -279,6 +282,7 @@ APPENDED = {
     "width_vs_depth": TINY + TINY_ENVS + ["--actor_network_width=32"],
     "actor_vs_critic": TINY + TINY_ENVS,
     "batch_depth": TINY + TINY_BATCH,
+    "contrastive": TINY + TINY_ENVS,
 }
 # What config.json must then hold, besides the appended values.
 EXPECTED = {
@@ -287,14 +291,15 @@ EXPECTED = {
     "actor_vs_critic": dict(critic_depth=8, actor_depth=4, actor_network_width=16),
     "batch_depth": dict(critic_depth=8, actor_depth=8, actor_network_width=16, batch_size=4,
                         num_sgd_batches_per_training_step=paper_sgd_steps(4)),
+    "contrastive": dict(energy_fn="cos", contrastive_loss_fn="binary", critic_depth=4, actor_depth=4),
 }  # fmt: skip
-# Seconds for the four runs together; about 1.5 minutes on 2 otherwise idle cores.
+# Seconds for the runs together (one per sweep file).
 TIMEOUT_S = 900
 
 
 def test_one_command_per_sweep_really_trains(monkeypatch, tmp_path):
     """The agent's command for one grid point of each file, tiny flags appended, really run
-    (sweeps/train.sh, then `uv run train.py`); the four start together to share the cores."""
+    (sweeps/train.sh, then `uv run train.py`); they start together to share the cores."""
     assert shutil.which("uv"), "uv is not on PATH; the sweep commands run train.py with `uv run`"
     assert set(APPENDED) == {p.stem for p in SWEEPS}, "add the new sweep file to APPENDED/EXPECTED"
     # --no-sync: use the environment these tests run in, and never touch uv.lock from a test.
@@ -328,7 +333,7 @@ def test_one_command_per_sweep_really_trains(monkeypatch, tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    print(f"four sweep runs: {time.monotonic() - start:.0f} s", file=sys.stderr)
+    print(f"{len(procs)} sweep runs: {time.monotonic() - start:.0f} s", file=sys.stderr)
     assert not failures, "\n\n".join(failures)
 
     for name, (_, run_dir) in procs.items():
