@@ -129,11 +129,15 @@ class StopSignals:
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
-    def __init__(self):
+    def __init__(self, restore: bool = True):
         self.received: Optional[str] = None
+        self.restore = restore  # False for the command line: the process is about to exit
+        self.closing = False
         self._previous = {}
 
     def _handle(self, signum, _frame):
+        if self.closing:  # the run is already on its way out; a default handler would kill it
+            return
         name = signal.Signals(signum).name
         if name == "SIGINT" and self.received == "SIGINT":
             raise KeyboardInterrupt
@@ -148,8 +152,10 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        self.closing = True
+        if self.restore:
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
 
     def check(self, phase: str, checkpoint: Optional[Path]) -> None:
         """Raises Preempted when a stop signal came; `phase` says where the run was."""

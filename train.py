@@ -1023,7 +1023,8 @@ def main(args: Optional[list[str]] = None) -> None:
     )
     log.setLevel(logging.INFO)
     try:
-        with runs.StopSignals() as stop:
+        # Not restored on the way out: a signal during the exit must not kill the process either.
+        with runs.StopSignals(restore=False) as stop:
             config = parse_config(args)
             stop.check("before start-up", None)
             runs.initialize_distributed(config.distributed)
