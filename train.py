@@ -901,7 +901,8 @@ def build(config: Config, report: Optional[Callable] = None) -> Trainer:
         update=jax.jit(partial(update, s), in_shardings=(ts_sharding, buf_sharding),
                        out_shardings=(ts_sharding, None)),
         policy=partial(make_policy, nets, derived.obs_dim),
-        value=lambda critic_params, state, action, goal: critic_value(critic_params, nets, state, action, goal),
+        value=lambda critic_params, state, action, goal: critic_value(critic_params, nets, state, action,
+                                                                      goal),
     )  # fmt: skip
 
 
