@@ -32,7 +32,7 @@ import tyro
 # Config fields that never change what a run learns: runs differing only in these (and the
 # seed) are seeds of one configuration. job.slurm gives every seed its own --run_dir (and
 # --resume, wandb group, ...), so each of these must be listed or the seeds would not pool.
-# It holds all of train.Config's RunFlag fields (tests/test_plot.py checks), kept as a copy so
+# It holds all of runs.RunSettings' fields (tests/test_plot.py checks), kept as a copy so
 # that plotting does not import train (and JAX).
 BOOKKEEPING = frozenset(
     {

@@ -10,7 +10,7 @@
 
 train.py calls a small interface: `Run(config)`, `run.restore(template)`, `run.end_epoch(...)`,
 `run.close()`, and the `Progress` it hands to the jitted epoch. This module never imports train.py:
-the config is any dataclass whose run-management fields are marked `RunFlag`.
+the config is any dataclass that extends `RunSettings` (the run-management flags).
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import jax
 import numpy as np
@@ -82,21 +81,66 @@ Bool = Annotated[
 ]
 
 
-class _RunFlag:
-    """Marks a config field that manages a run (logging, checkpoints, paths) rather than defining
-    the experiment: it may differ when a run is resumed, and plots/reports ignore it."""
+@dataclasses.dataclass
+class RunSettings:
+    """The flags that manage a run rather than define its experiment: where it lives, what it logs,
+    when it checkpoints. train.Config extends this class; these fields may change when a run is
+    resumed, and plots and reports ignore them when they pool seeds."""
 
+    # --- performance (same numbers, different speed and memory)
+    compilation_cache_dir: Optional[str] = None
+    """Persistent XLA compilation cache; a later run of the same config (or a requeued job)
+    loads its compiled programs instead of compiling again. None = no cache."""
 
-RunFlag = _RunFlag()
+    # --- run directory and multi-process jobs
+    run_root: str = "runs"
+    """Directory under which each run gets its own folder (config, metrics, checkpoints)."""
+    run_dir: Optional[str] = None
+    """This run's folder; None = a new one under run_root named env__exp_name__seed__time. A folder
+    that already holds a checkpoint is resumed, so a requeued job passes the same --run_dir."""
+    resume: Optional[str] = None
+    """Run folder to continue from its latest checkpoint, with its saved config; flags given next to
+    it must agree with that config (run-management flags such as logging may change)."""
+    distributed: Literal["auto", "on", "off"] = "auto"
+    """Multi-process (multi-node) JAX: auto = initialise jax.distributed when SLURM started more
+    than one task; on = always (SLURM, or JAX_COORDINATOR_ADDRESS etc. set); off = never."""
+
+    # --- logging
+    track: Bool = True
+    """Log to wandb (offline unless wandb_mode says otherwise)."""
+    wandb_project_name: str = "deep-crl"
+    """wandb project."""
+    wandb_entity: Optional[str] = None
+    """wandb entity (team or user); None uses your wandb default."""
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    """offline never touches the network (sync later with `wandb sync`); online streams."""
+    wandb_group: Optional[str] = None
+    """wandb group, e.g. to gather seeds of one configuration."""
+    wandb_dir: Optional[str] = None
+    """Where wandb writes its files; None = the run directory."""
+
+    # --- checkpoints and artefacts
+    checkpoint: Bool = True
+    """Save the full training state every checkpoint_every epochs, at the end, and when SLURM
+    warns of preemption (SIGUSR1/SIGTERM) or on Ctrl-C."""
+    checkpoint_every: int = 10
+    """Epochs between checkpoints."""
+    checkpoint_keep: int = 3
+    """Checkpoints kept on disk; older ones are deleted only after a newer one is complete."""
+    capture_vis: Bool = True
+    """After training, save HTML and MP4 renders of the evaluation policy and, on mazes, the critic's
+    value map (qvalue_heatmap.png) in the run directory (render.py)."""
+    vis_length: int = 1000
+    """Steps per rendered rollout."""
+    num_render: int = 1
+    """Rollouts (different goals) rendered when capture_vis is on."""
 
 
 def run_management_fields(config_cls: type) -> frozenset[str]:
-    hints = typing.get_type_hints(config_cls, include_extras=True)
-    return frozenset(
-        name
-        for name, hint in hints.items()
-        if typing.get_origin(hint) is Annotated and any(m is RunFlag for m in hint.__metadata__)
-    )
+    """The fields of `config_cls` that come from RunSettings."""
+    if not issubclass(config_cls, RunSettings):
+        return frozenset()
+    return frozenset(f.name for f in dataclasses.fields(RunSettings))
 
 
 # Fields that may grow when a finished run is continued to a larger budget (`extend`).
@@ -111,6 +155,31 @@ def config_mismatch(saved, given) -> list[str]:
         for f in dataclasses.fields(given)
         if f.name not in skip and getattr(saved, f.name) != getattr(given, f.name)
     ]
+
+
+# =============================================================================
+# Data parallelism over all devices
+# =============================================================================
+
+
+def data_parallel(num_devices: int, init_fn: Callable):
+    """Shardings of (TrainingState, env_state, buffer) for data parallelism over all devices.
+
+    Envs and the buffer's env axis are split across devices (one mesh axis, "data"); parameters
+    and optimizer states are replicated. The code stays written for one global batch: XLA
+    propagates these shardings from the jit boundary inwards and adds the collectives (gathering
+    goal encodings for the InfoNCE logits, averaging gradients). Random draws do not depend on
+    the split, so 1 and N devices compute the same numbers up to floating-point reassociation.
+    """
+    mesh = jax.make_mesh((num_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+    def spec(*axes):
+        return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*axes))
+
+    ts, env_state, buf = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
+    by_env = jax.tree.map(lambda x: spec("data") if x.ndim else spec(), env_state)
+    by_buffer_env = jax.tree.map(lambda x: spec(None, "data") if x.ndim >= 2 else spec(), buf)
+    return jax.tree.map(lambda _: spec(), ts), by_env, by_buffer_env
 
 
 # =============================================================================
@@ -572,6 +641,18 @@ class Run:
         if self.stopping and epoch < self.config.num_epochs:
             self.stop.check(f"after epoch {epoch}", self.last_checkpoint)
 
+    def log_epoch(self, epoch: int) -> None:
+        """The epoch's line on the terminal: losses, temperature, evaluation score, ETA."""
+        r, c = self.record, self.config
+        log.info(
+            "epoch %d/%d | env steps %s | %s sps | critic %.4f actor %.4f alpha %.4f | eval success "
+            "%.1f/%d steps, any %.2f, dist %.2f per step | ETA %s",
+            epoch, c.num_epochs, f"{self.env_steps:,}", f"{r['training/sps']:,.0f}",
+            r["training/critic_loss"], r["training/actor_loss"], r["training/alpha"],
+            r["eval/episode_success"], c.episode_length, r["eval/episode_success_any"],
+            r["eval/episode_dist"] / max(r["eval/avg_episode_length"], 1.0), format_eta(self.eta),
+        )  # fmt: skip
+
     def close(self) -> dict:
         if self.metrics is not None:
             self.metrics.close()
@@ -657,36 +738,62 @@ def grouped_help(config_cls: type, prog: str, epilog: str = "") -> str:
     import inspect
     import textwrap
 
-    source = textwrap.dedent(inspect.getsource(config_cls))
-    lines = source.splitlines()
-    body = ast.parse(source).body[0].body
     defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
     groups: dict[str, list[str]] = {}
-    for i, node in enumerate(body):
-        if not isinstance(node, ast.AnnAssign):
-            continue
-        name = node.target.id
-        heading = next(
-            (
-                lines[n].strip()[6:]
-                for n in range(node.lineno - 1, -1, -1)
-                if lines[n].strip().startswith("# ---")
-            ),
-            "options",
-        )
-        doc = body[i + 1].value.value if i + 1 < len(body) and isinstance(body[i + 1], ast.Expr) else ""
-        kind = ast.unparse(node.annotation)
-        kind = re.sub(r"Annotated\[(.*), RunFlag\]", r"\1", kind)
-        if kind.startswith("Literal["):
-            kind = "{" + ",".join(typing.get_args(typing.get_type_hints(config_cls)[name])) + "}"
-        else:
-            kind = {"Bool": "{True,False}"}.get(kind, kind.replace("Optional[", "").rstrip("]").upper())
-        text = " ".join(doc.split()) + f" (default: {defaults[name]})"
-        flag = f"  --{name} {kind}"
-        wrapped = textwrap.wrap(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
-        groups.setdefault(heading, []).append("\n".join([flag, *wrapped]))
+    # The experiment's own fields first, then those it inherits (RunSettings).
+    for cls in (c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)):
+        source = textwrap.dedent(inspect.getsource(cls))
+        lines = source.splitlines()
+        body = ast.parse(source).body[0].body
+        for i, node in enumerate(body):
+            if not isinstance(node, ast.AnnAssign):
+                continue
+            name = node.target.id
+            heading = next(
+                (
+                    lines[n].strip()[6:]
+                    for n in range(node.lineno - 1, -1, -1)
+                    if lines[n].strip().startswith("# ---")
+                ),
+                "options",
+            )
+            doc = body[i + 1].value.value if i + 1 < len(body) and isinstance(body[i + 1], ast.Expr) else ""
+            kind = ast.unparse(node.annotation)
+            if kind.startswith("Literal["):
+                kind = "{" + ",".join(typing.get_args(hints[name])) + "}"
+            else:
+                kind = {"Bool": "{True,False}"}.get(kind, kind.replace("Optional[", "").rstrip("]").upper())
+            text = " ".join(doc.split()) + f" (default: {defaults[name]})"
+            flag = f"  --{name} {kind}"
+            wrapped = textwrap.wrap(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+            groups.setdefault(heading, []).append("\n".join([flag, *wrapped]))
     doc = (config_cls.__doc__ or "").strip().splitlines()[0]
     out = [f"usage: {prog} [--flag VALUE ...]   (also --flag=VALUE, and dashes for underscores)", "", doc]
     for heading, entries in groups.items():
         out += ["", f"{heading}:", *entries]
     return "\n".join(out + ["", epilog] if epilog else out)
+
+
+def main(parse_config: Callable[[], Any], train: Callable[[Any, StopSignals], Any]) -> None:
+    """The command line around a training run: no traceback for what a user can fix. Exit 0 when
+    done, 75 when a stop signal ended it (job.slurm requeues), 1 with one line for a config that
+    cannot run, a NaN or a second Ctrl-C."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True
+    )
+    log.setLevel(logging.INFO)
+    try:
+        # Not restored on the way out: a signal during the exit must not kill the process either.
+        with StopSignals(restore=False) as stop:
+            config = parse_config()
+            stop.check("before start-up", None)
+            initialize_distributed(config.distributed)
+            train(config, stop)
+    except (ConfigError, FloatingPointError) as e:
+        sys.exit(f"error: {e}")
+    except Preempted as e:
+        log.warning("%s", e)
+        sys.exit(EXIT_REQUEUE)
+    except KeyboardInterrupt:
+        sys.exit("aborted (second Ctrl-C): nothing saved since the last checkpoint")

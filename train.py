@@ -31,12 +31,11 @@ if __name__ == "__main__":
 
 import logging
 import math
-import sys
 import textwrap
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, Callable, Literal, NamedTuple, Optional
+from typing import Any, Callable, Literal, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -47,26 +46,25 @@ from flax import struct
 import runs
 
 import buffer as replay
+import checks
 import contrastive
 import render  # before envs: it makes importing mujoco safe under any MUJOCO_GL
 import envs  # isort: skip
 from envs.wrappers import wrap_for_evaluation, wrap_for_training
-from runs import Bool, ConfigError, RunFlag
+from runs import Bool, ConfigError
 
 log = logging.getLogger("crl")
 
 
-# =============================================================================
-# 1. Config
-# =============================================================================
+# ===== 1. Config ==================================================================================
 
 
 @dataclass
-class Config:
+class Config(runs.RunSettings):
     """Contrastive RL with deep residual actor and critic. Defaults: the paper's Table 2.
 
-    Fields marked RunFlag manage the run (paths, logging, checkpoints) and may change on resume;
-    all others define the experiment."""
+    The fields below define the experiment; those inherited from runs.RunSettings (run directory,
+    logging, checkpoints, renders) manage the run and may change when it is resumed."""
 
     # --- experiment
     exp_name: str = "crl"
@@ -86,9 +84,8 @@ class Config:
     episode_length: int = 1000
     """Steps per episode, in training and evaluation."""
     reset_mode: Literal["replay", "fresh"] = "replay"
-    """What a training env does when its episode ends. replay: restore that env's first start and
-    goal (brax's AutoResetWrapper, the paper's code), so training only ever sees num_envs goals.
-    fresh: draw a new start and goal."""
+    """At an episode's end, replay: restore that env's first start and goal (brax's AutoResetWrapper,
+    the paper's code: training sees only num_envs goals); fresh: draw a new start and goal."""
     num_envs: int = 512
     """Parallel training environments."""
     num_eval_envs: int = 128
@@ -96,8 +93,7 @@ class Config:
 
     # --- schedule
     total_env_steps: int = 100_000_000
-    """Total environment steps, including the replay-buffer prefill. Raised on --resume of a finished
-    run, it continues that run (more epochs of the same size)."""
+    """Total env steps, prefill included; raised on --resume of a finished run, it continues the run."""
     num_epochs: int = 100
     """Epochs; one evaluation, log line and metrics record after each."""
     unroll_length: int = 62
@@ -108,6 +104,9 @@ class Config:
     """Buffer capacity in time steps per env (FIFO)."""
     min_replay_size: int = 1_000
     """Time steps per env collected before the first update."""
+    save_buffer: Bool = True
+    """Checkpoints include the replay buffer, so a resumed run continues exactly; 0 (the paper's scripts)
+    keeps them small, and a resumed run then refills its buffer first."""
 
     # --- optimisation
     batch_size: int = 512
@@ -123,8 +122,7 @@ class Config:
     alpha_lr: float = 3e-4
     """Entropy temperature learning rate (Adam)."""
     logsumexp_penalty_coeff: float = 0.1
-    """Weight of the logsumexp^2 penalty that keeps the InfoNCE logits normalised (softmax-type losses;
-    ignored by binary, fb and sppo, whose targets fix the logits' level)."""
+    """Weight of the logsumexp^2 penalty that pins the logits' level (ignored by binary, fb, sppo)."""
     energy_fn: Literal[tuple(contrastive.ENERGY_FNS)] = "l2"
     """Critic energy f(s, a, g) from phi(s, a) and psi(g): l2 = -||phi - psi|| (the paper), l2_no_sqrt,
     l1, dot, cos (README, Energy functions and contrastive losses)."""
@@ -140,8 +138,7 @@ class Config:
     critic_depth: int = 4
     """Dense layers in the critic's residual blocks (4N); the paper scales this to 1024."""
     critic_skip_connections: int = 4
-    """Residual block size: Dense layers per block, each block wrapped by one skip connection
-    (the reference's flag name). 0 = a plain MLP without skips."""
+    """Residual block size: Dense layers per skip connection (the reference's name); 0 = plain MLP."""
     actor_network_width: int = 256
     """Hidden width of the actor."""
     actor_depth: int = 4
@@ -166,67 +163,15 @@ class Config:
 
     # --- performance (same numbers, different speed and memory)
     unroll_blocks: int = 16
-    """Torsos with at most this many residual blocks (depth / skip) are unrolled into straight-line
-    code: on CPU, 1.1-1.3x more SGD steps/s at depths 16-64, since XLA can lay out and fuse across
-    blocks, but compile time grows with depth. Deeper torsos run their blocks as a loop, so compile
-    time stays flat. 0 = always loop. Parameters are stacked either way (checkpoints do not depend
-    on it)."""
+    """Torsos of at most this many residual blocks are unrolled (on CPU 1.1-1.3x more SGD steps/s at
+    depths 16-64, compile time growing with depth); deeper ones loop (flat compile time); 0 = always
+    loop. Checkpoints do not depend on it."""
     remat: Bool = False
     """Recompute residual blocks in the backward pass (gradient checkpointing): activation memory
     stops growing with depth, for about one more forward pass of compute."""
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
     """Dtype of the hidden layers' matmuls; parameters, LayerNorm, representations and InfoNCE
     logits stay float32. bfloat16 is for GPUs/TPUs (slow on most CPUs)."""
-    compilation_cache_dir: Annotated[Optional[str], RunFlag] = None
-    """Persistent XLA compilation cache; a later run of the same config (or a requeued job)
-    loads its compiled programs instead of compiling again. None = no cache."""
-
-    # --- run directory and multi-process jobs (run management: may change on resume)
-    run_root: Annotated[str, RunFlag] = "runs"
-    """Directory under which each run gets its own folder (config, metrics, checkpoints)."""
-    run_dir: Annotated[Optional[str], RunFlag] = None
-    """This run's folder; None = a new one under run_root named env__exp_name__seed__time. A folder
-    that already holds a checkpoint is resumed, so a requeued job passes the same --run_dir."""
-    resume: Annotated[Optional[str], RunFlag] = None
-    """Run folder to continue from its latest checkpoint, with its saved config; flags given next to
-    it must agree with that config (run-management flags such as logging may change)."""
-    distributed: Annotated[Literal["auto", "on", "off"], RunFlag] = "auto"
-    """Multi-process (multi-node) JAX: auto = initialise jax.distributed when SLURM started more
-    than one task; on = always (SLURM, or JAX_COORDINATOR_ADDRESS etc. set); off = never."""
-
-    # --- logging
-    track: Annotated[Bool, RunFlag] = True
-    """Log to wandb (offline unless wandb_mode says otherwise)."""
-    wandb_project_name: Annotated[str, RunFlag] = "deep-crl"
-    """wandb project."""
-    wandb_entity: Annotated[Optional[str], RunFlag] = None
-    """wandb entity (team or user); None uses your wandb default."""
-    wandb_mode: Annotated[Literal["offline", "online", "disabled"], RunFlag] = "offline"
-    """offline never touches the network (sync later with `wandb sync`); online streams."""
-    wandb_group: Annotated[Optional[str], RunFlag] = None
-    """wandb group, e.g. to gather seeds of one configuration."""
-    wandb_dir: Annotated[Optional[str], RunFlag] = None
-    """Where wandb writes its files; None = the run directory."""
-
-    # --- checkpoints and artefacts
-    checkpoint: Annotated[Bool, RunFlag] = True
-    """Save the full training state every checkpoint_every epochs, at the end, and when SLURM
-    warns of preemption (SIGUSR1/SIGTERM) or on Ctrl-C."""
-    checkpoint_every: Annotated[int, RunFlag] = 10
-    """Epochs between checkpoints."""
-    checkpoint_keep: Annotated[int, RunFlag] = 3
-    """Checkpoints kept on disk; older ones are deleted only after a newer one is complete."""
-    save_buffer: Bool = True
-    """Include the replay buffer in checkpoints, so that a resumed run continues exactly. Off
-    (`--save_buffer 0`, as in the paper's scripts) keeps checkpoints small (the buffer holds
-    num_envs x max_replay_size transitions); a resumed run then refills its buffer first."""
-    capture_vis: Annotated[Bool, RunFlag] = True
-    """After training, save HTML and MP4 renders of the evaluation policy and, on mazes, the critic's
-    value map (qvalue_heatmap.png) in the run directory (render.py)."""
-    vis_length: Annotated[int, RunFlag] = 1000
-    """Steps per rendered rollout."""
-    num_render: Annotated[int, RunFlag] = 1
-    """Rollouts (different goals) rendered when capture_vis is on."""
 
 
 @dataclass(frozen=True)
@@ -275,74 +220,11 @@ def budget(config: Config) -> tuple[int, int]:
     return s.prefill_unrolls * steps_per_unroll, s.training_steps_per_epoch * steps_per_unroll
 
 
-# Checks on single fields: (fields, test, what the message says they must be).
-FIELD_RULES = [
-    (("episode_length", "num_envs", "num_eval_envs", "total_env_steps", "num_epochs", "unroll_length",
-      "max_replay_size", "min_replay_size", "batch_size", "num_sgd_batches_per_training_step", "repr_dim",
-      "critic_network_width", "actor_network_width", "critic_depth", "actor_depth", "checkpoint_every",
-      "checkpoint_keep", "vis_length", "actor_lr", "critic_lr", "alpha_lr"),
-     lambda v: v > 0, "must be positive"),
-    (("expl_actor", "eval_actor", "num_render", "logsumexp_penalty_coeff", "unroll_blocks",
-      "critic_skip_connections", "actor_skip_connections"),
-     lambda v: v >= 0, "must be >= 0"),
-    (("gamma",), lambda v: 0.0 < v < 1.0, "must lie in (0, 1)"),
-]  # fmt: skip
-
-
 def validate(config: Config) -> Schedule:
-    """Checks the config before anything is built or compiled and returns its schedule; raises
-    ConfigError saying what to change."""
-    for names, ok, requirement in FIELD_RULES:
-        for name in names:
-            if not ok(getattr(config, name)):
-                raise ConfigError(f"--{name} {requirement}, got {getattr(config, name)}")
-    for net in ("actor", "critic"):
-        depth, block = getattr(config, f"{net}_depth"), getattr(config, f"{net}_skip_connections")
-        if block and depth % block:
-            raise ConfigError(
-                f"--{net}_depth {depth} is not a multiple of the residual block size {block} "
-                f"(--{net}_skip_connections): depth counts the Dense layers in the residual blocks; "
-                f"use e.g. {max(block, depth - depth % block)} or {depth - depth % block + block}"
-            )
-    if config.min_replay_size > config.max_replay_size:
-        raise ConfigError(
-            f"--min_replay_size {config.min_replay_size} exceeds --max_replay_size {config.max_replay_size}"
-        )
-    if config.unroll_length > config.max_replay_size:
-        raise ConfigError(
-            f"--unroll_length {config.unroll_length} exceeds --max_replay_size "
-            f"{config.max_replay_size}: one unroll must fit in the buffer"
-        )
-    for name in ("num_envs", "batch_size"):
-        if getattr(config, name) % jax.device_count():
-            raise ConfigError(
-                f"--{name} {getattr(config, name)} does not divide evenly over the {jax.device_count()} "
-                f"devices that share the work; use a multiple of {jax.device_count()}"
-            )
-    for env_id in (config.env_id, config.eval_env_id or config.env_id):
-        try:
-            envs.check_id(env_id)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    s, steps_per_unroll = schedule(config), config.num_envs * config.unroll_length
-    if s.training_steps_per_epoch < 1:
-        prefill = s.prefill_unrolls * steps_per_unroll
-        raise ConfigError(
-            f"--total_env_steps {config.total_env_steps:,} leaves no training step per "
-            f"epoch after the {prefill:,}-step prefill; raise it to at least "
-            f"{prefill + config.num_epochs * steps_per_unroll:,}, or lower --num_epochs / --num_envs / "
-            f"--unroll_length"
-        )
-    sampled = config.num_envs * s.window
-    needed = config.batch_size * config.num_sgd_batches_per_training_step
-    if needed > sampled:
-        raise ConfigError(
-            f"--batch_size {config.batch_size} x --num_sgd_batches_per_training_step "
-            f"{config.num_sgd_batches_per_training_step} = {needed:,} transitions, but one "
-            f"training step samples only num_envs x min(episode_length, prefilled steps) = "
-            f"{config.num_envs} x {s.window} = {sampled:,}; lower the batch size or SGD "
-            f"steps, or raise --num_envs / --episode_length / --min_replay_size"
-        )
+    """Checks the config before anything is built or compiled (checks.py; a ConfigError says what to
+    change) and returns its schedule."""
+    s = schedule(config)
+    checks.validate(config, s)
     return s
 
 
@@ -368,9 +250,7 @@ def make_env(env_id: str, config: Config) -> envs.GoalEnv:
         raise ConfigError(str(e)) from None
 
 
-# =============================================================================
-# 2. Networks (paper Fig. 2)
-# =============================================================================
+# ===== 2. Networks (paper Fig. 2) =================================================================
 
 # Uniform variance-scaling init with scale 1/3 (PyTorch's Linear default).
 dense_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
@@ -511,9 +391,7 @@ def init_params(nets: Networks, key: jax.Array, derived: Derived) -> tuple[Any, 
     return actor_params, critic_params
 
 
-# =============================================================================
-# 3. Critic: energy, InfoNCE, logsumexp penalty (contrastive.py holds the energies and losses)
-# =============================================================================
+# ===== 3. Critic: energy, InfoNCE, logsumexp penalty (contrastive.py holds the energies and losses) ===
 #
 # Logits l_ij = f(s_i, a_i, g_j) = energy(phi_i, psi_j) for all pairs of a batch; the paper's energy is
 # -||phi_i - psi_j||_2 (negative: a larger logit means "g is more likely reached"). Row i's positive
@@ -542,9 +420,7 @@ def critic_value(critic_params, nets: Networks, state, action, goal) -> jax.Arra
     return nets.energy.matched(*encode(critic_params, nets, state, action, goal))
 
 
-# =============================================================================
-# 4. Actor: tanh-Gaussian policy, entropy temperature
-# =============================================================================
+# ===== 4. Actor: tanh-Gaussian policy, entropy temperature ========================================
 
 
 def tanh_gaussian_sample(key, mean, log_std, correction: str = "exact") -> tuple[jax.Array, jax.Array]:
@@ -603,9 +479,7 @@ def make_policy(nets: Networks, obs_dim: int, mode: int):
     return policy
 
 
-# =============================================================================
-# 5. Training state and data collection
-# =============================================================================
+# ===== 5. Training state and data collection ======================================================
 
 
 @struct.dataclass
@@ -683,9 +557,7 @@ def prefill(s: Setup, ts: TrainingState, env_state, buf):
     return jax.lax.scan(body, (ts, env_state, buf), length=s.derived.prefill_unrolls)[0]
 
 
-# =============================================================================
-# 6. One SGD step: critic, actor and temperature, all from the same (old) parameters
-# =============================================================================
+# ===== 6. One SGD step: critic, actor and temperature, all from the same (old) parameters =========
 
 
 def sgd_step(s: Setup, ts: TrainingState, buf, idx: replay.SampleIndices, key):
@@ -732,9 +604,7 @@ def sgd_step(s: Setup, ts: TrainingState, buf, idx: replay.SampleIndices, key):
     return ts, metrics
 
 
-# =============================================================================
-# 7. The update of one training step: sample hindsight goals, scan the SGD steps
-# =============================================================================
+# ===== 7. The update of one training step: sample hindsight goals, scan the SGD steps =============
 
 
 def update(s: Setup, ts: TrainingState, buf):
@@ -753,9 +623,7 @@ def update(s: Setup, ts: TrainingState, buf):
     return ts, jax.tree.map(jnp.mean, metrics)
 
 
-# =============================================================================
-# 8. The training epoch: training steps (collect an unroll, then update) in one jitted scan
-# =============================================================================
+# ===== 8. The training epoch: training steps (collect an unroll, then update) in one jitted scan ===
 
 
 def training_epoch(s: Setup, ts: TrainingState, env_state, buf, report: Optional[Callable] = None):
@@ -779,9 +647,7 @@ def training_epoch(s: Setup, ts: TrainingState, env_state, buf, report: Optional
     return ts, env_state, buf, {**jax.tree.map(jnp.mean, metrics), **norms}
 
 
-# =============================================================================
-# 9. Evaluation: the paper's protocol
-# =============================================================================
+# ===== 9. Evaluation: the paper's protocol ========================================================
 
 
 def make_evaluator(env, policy: Callable, *, num_envs: int, episode_length: int) -> Callable:
@@ -813,9 +679,7 @@ def make_evaluator(env, policy: Callable, *, num_envs: int, episode_length: int)
     return evaluate
 
 
-# =============================================================================
-# Building the jitted functions
-# =============================================================================
+# ===== Building the jitted functions ==============================================================
 
 
 class Trainer(NamedTuple):
@@ -836,57 +700,29 @@ class Trainer(NamedTuple):
     value: Callable  # (critic_params, state, action, goal) -> f(s, a, g) for matched rows [B]
 
 
-def data_parallel(num_devices: int, init_fn: Callable):
-    """Shardings of (TrainingState, env_state, buffer) for data parallelism over all devices.
-
-    Envs and the buffer's env axis are split across devices (one mesh axis, "data"); parameters
-    and optimizer states are replicated. The code stays written for one global batch: XLA
-    propagates these shardings from the jit boundary inwards and adds the collectives (gathering
-    goal encodings for the InfoNCE logits, averaging gradients). Random draws do not depend on
-    the split, so 1 and N devices compute the same numbers up to floating-point reassociation.
-    """
-    mesh = jax.make_mesh((num_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-
-    def spec(*axes):
-        return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*axes))
-
-    ts, env_state, buf = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
-    by_env = jax.tree.map(lambda x: spec("data") if x.ndim else spec(), env_state)
-    by_buffer_env = jax.tree.map(lambda x: spec(None, "data") if x.ndim >= 2 else spec(), buf)
-    return jax.tree.map(lambda _: spec(), ts), by_env, by_buffer_env
+def make_setup(config: Config) -> tuple[Setup, envs.GoalEnv]:
+    """Checks the config and builds the static parts of training: (Setup, the unwrapped env)."""
+    sched = validate(config)
+    env = make_env(config.env_id, config)
+    derived = derive(config, env, sched)
+    nets = make_networks(config, derived)
+    optimizers = Optimizers(*(optax.adam(lr) for lr in (config.actor_lr, config.critic_lr, config.alpha_lr)))
+    train_env = wrap_for_training(env, config.episode_length, config.reset_mode)
+    loss = contrastive.CONTRASTIVE_LOSSES[config.contrastive_loss_fn]
+    explore = make_policy(nets, derived.obs_dim, config.expl_actor)
+    return Setup(config, derived, nets, optimizers, loss, train_env, explore), env
 
 
 def build(config: Config, report: Optional[Callable] = None) -> Trainer:
-    """Checks the config, builds envs and networks, and jits the training functions.
-    `report(n)` is called from the epoch after each of its training steps (progress)."""
-    sched = validate(config)
-    env = make_env(config.env_id, config)
+    """Builds envs and networks and jits the training functions. `report(n)` is called from the
+    epoch after each of its training steps (progress)."""
+    s, env = make_setup(config)
+    derived, nets = s.derived, s.nets
     eval_env = make_env(config.eval_env_id or config.env_id, config)
-    if (eval_env.obs_dim, eval_env.goal_slice) != (env.obs_dim, env.goal_slice):
-        raise ConfigError(
-            f"--eval_env_id {config.eval_env_id} has obs_dim/goal slice "
-            f"{eval_env.obs_dim}/{eval_env.goal_slice}, but {config.env_id} has "
-            f"{env.obs_dim}/{env.goal_slice}; pick an eval env of the same family"
-        )
-    derived = derive(config, env, sched)
-    nets = make_networks(config, derived)
-    optimizers = Optimizers(
-        optax.adam(config.actor_lr), optax.adam(config.critic_lr), optax.adam(config.alpha_lr)
-    )
-    train_env = wrap_for_training(env, config.episode_length, config.reset_mode)
-    loss = contrastive.CONTRASTIVE_LOSSES[config.contrastive_loss_fn]
-    s = Setup(
-        config,
-        derived,
-        nets,
-        optimizers,
-        loss,
-        train_env,
-        make_policy(nets, derived.obs_dim, config.expl_actor),
-    )
+    checks.same_family(config, env, eval_env)
 
     # Sharding is set in this one place, at the jit boundary: the carried state in and out.
-    state = data_parallel(jax.device_count(), partial(init, s))
+    state = runs.data_parallel(jax.device_count(), partial(init, s))
     ts_sharding, _, buf_sharding = state
     step_jit = partial(jax.jit, in_shardings=state, out_shardings=state, donate_argnums=(0, 1, 2))
     epoch_out = (*state, None)
@@ -906,9 +742,7 @@ def build(config: Config, report: Optional[Callable] = None) -> Trainer:
     )  # fmt: skip
 
 
-# =============================================================================
-# 10. Main loop
-# =============================================================================
+# ===== 10. Main loop ==============================================================================
 
 
 def checkpoint_items(ts: TrainingState, env_state, buf) -> tuple[dict, dict]:
@@ -986,7 +820,7 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict:
             }
             run.end_epoch(epoch, d.epoch_env_steps, record, lambda: checkpoint_items(ts, env_state, buf))
             progress.clear()
-            log_epoch(run, epoch)
+            run.log_epoch(epoch)
             run.check_stop(epoch)
 
         if c.capture_vis and jax.process_index() == 0:
@@ -1001,42 +835,13 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict:
     return result
 
 
-def log_epoch(run: runs.Run, epoch: int) -> None:
-    r, c = run.record, run.config
-    log.info(
-        "epoch %d/%d | env steps %s | %s sps | critic %.4f actor %.4f alpha %.4f | eval success "
-        "%.1f/%d steps, any %.2f, dist %.2f per step | ETA %s",
-        epoch, c.num_epochs, f"{run.env_steps:,}", f"{r['training/sps']:,.0f}",
-        r["training/critic_loss"], r["training/actor_loss"], r["training/alpha"],
-        r["eval/episode_success"], c.episode_length, r["eval/episode_success_any"],
-        r["eval/episode_dist"] / max(r["eval/avg_episode_length"], 1.0), runs.format_eta(run.eta),
-    )  # fmt: skip
-
-
 def parse_config(args: Optional[list[str]] = None) -> Config:
     env_ids = "env ids: " + ", ".join(envs.ENV_IDS) + ", arm_grasp_<cube noise>"
     return runs.parse_config(Config, args, budget, epilog="\n".join(textwrap.wrap(env_ids, 100)))
 
 
 def main(args: Optional[list[str]] = None) -> None:
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True
-    )
-    log.setLevel(logging.INFO)
-    try:
-        # Not restored on the way out: a signal during the exit must not kill the process either.
-        with runs.StopSignals(restore=False) as stop:
-            config = parse_config(args)
-            stop.check("before start-up", None)
-            runs.initialize_distributed(config.distributed)
-            train(config, stop)
-    except (ConfigError, FloatingPointError) as e:
-        sys.exit(f"error: {e}")
-    except runs.Preempted as e:
-        log.warning("%s", e)
-        sys.exit(runs.EXIT_REQUEUE)
-    except KeyboardInterrupt:
-        sys.exit("aborted (second Ctrl-C): nothing saved since the last checkpoint")
+    runs.main(partial(parse_config, args), train)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ import dataclasses
 import json
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
 
 import report
+import runs
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,12 +251,7 @@ def test_paper_numbers_are_consistent_and_name_real_envs():
 
 def test_every_run_management_field_of_train_is_ignored():
     # A run-management flag added to train.Config later would otherwise split seeds apart.
-    names = set(getattr(train, "RUN_MANAGEMENT_FIELDS", ()))
-    hints = typing.get_type_hints(train.Config, include_extras=True)
-    for name, hint in hints.items():
-        if typing.get_origin(hint) is typing.Annotated:
-            if any(type(m).__name__ == "_RunFlag" for m in hint.__metadata__):
-                names.add(name)
+    names = runs.run_management_fields(train.Config)
     assert {"run_dir", "wandb_group", "checkpoint_every"} <= names
     assert names <= report.IGNORED, names - report.IGNORED
     assert report.IGNORED <= {f.name for f in dataclasses.fields(train.Config)}

@@ -146,3 +146,17 @@ def test_run_management_fields_are_marked_in_the_config():
     assert not fields & {"seed", "env_id", "critic_depth", "batch_size", "save_buffer"}
     saved, given = train.Config(**TINY), train.Config(**{**TINY, "track": True, "gamma": 0.9})
     assert runs.config_mismatch(saved, given) == ["gamma: 0.99 -> 0.9"]
+
+
+def test_train_blocks_during_its_imports_exactly_the_signals_that_stop_signals_handles():
+    # train.py masks the stop signals before its slow imports (it cannot import runs that early);
+    # a signal handled by StopSignals but not masked there would kill a run during start-up.
+    import ast
+
+    source = (ROOT / "train.py").read_text()
+    call = next(
+        node for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "signal.pthread_sigmask"
+    )  # fmt: skip
+    blocked = {getattr(signal, a.attr) for a in call.args[1].elts}
+    assert blocked == set(runs.StopSignals.SIGNALS)
