@@ -1,9 +1,12 @@
 """Losses on small hand-computed inputs."""
 
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from scipy import stats
 
@@ -217,22 +220,60 @@ def prefilled():
     return ts, buf
 
 
-# Every energy with the paper's loss, and every loss with the paper's energy: the pairs a sweep
-# would run. (All 50 pairs go through loss and gradient in test_contrastive.py.)
-PAIRS = [(e, "infonce") for e in contrastive.ENERGY_FNS] + [
-    ("l2", loss) for loss in contrastive.CONTRASTIVE_LOSSES if loss != "infonce"
-]
+def test_every_energy_and_loss_pair_runs_a_training_sgd_step(prefilled):
+    """All 50 pairs through train.sgd_step (critic, actor and alpha updates) on one real replay batch.
 
-
-@pytest.mark.parametrize("energy,loss", PAIRS)
-def test_every_energy_and_loss_runs_a_training_step(prefilled, energy, loss):
+    Fifty programs would take minutes to compile on CI's CPU, so one program holds them all: the
+    energy and the loss are picked inside it by lax.switch on a traced index. Two pairs built the
+    way train.build builds them (their own Setup, their own jit) must give the same numbers."""
+    import buffer as replay
     from tests.test_train import TINY
 
     ts, buf = prefilled
-    trainer = train.build(train.Config(**TINY, energy_fn=energy, contrastive_loss_fn=loss))
-    new_ts, metrics = trainer.update(ts, buf)
-    metrics = jax.device_get(metrics)
-    assert all(np.isfinite(v) for v in metrics.values()), metrics
-    # The critic moved, and by a loss-specific amount: the choice reaches the update.
-    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), new_ts.critic_params, ts.critic_params)
-    assert max(jax.tree.leaves(moved)) > 0
+    energies, losses = list(contrastive.ENERGY_FNS.values()), list(contrastive.CONTRASTIVE_LOSSES.values())
+    s0 = train.make_setup(train.Config(**TINY))[0]
+    penalty = s0.config.logsumexp_penalty_coeff
+    idx = replay.sample_indices(buf, jax.random.PRNGKey(3), window=s0.derived.window, gamma=s0.config.gamma,
+                                num_batches=1, batch_size=s0.config.batch_size)  # fmt: skip
+    idx = jax.tree.map(lambda x: x[0], idx)
+    key = jax.random.PRNGKey(4)
+
+    def pick(i, fns):
+        return lambda *args: jax.lax.switch(i, fns, *args)
+
+    @jax.jit
+    def any_pair_step(ts, e, c):
+        pairwise, matched = pick(e, [f.pairwise for f in energies]), pick(e, [f.matched for f in energies])
+        loss_fns = [lambda logits, valid, fn=f.fn: fn(logits, valid, penalty) for f in losses]
+        loss_fn = pick(c, loss_fns)
+        loss = contrastive.ContrastiveLoss(lambda logits, valid, _: loss_fn(logits, valid), "", True, "")
+        energy = contrastive.Energy(pairwise, matched, "")
+        return train.sgd_step(s0._replace(nets=s0.nets._replace(energy=energy), loss=loss), ts, buf, idx, key)
+
+    @jax.jit
+    def own_losses(critic_params):
+        state, action, goal = replay.gather(buf, idx, s0.derived.goal_start, s0.derived.goal_end)
+        phi, psi = train.encode(critic_params, s0.nets, state, action, goal)
+        return [[c.fn(e.pairwise(phi, psi), idx.valid, penalty)[0] for c in losses] for e in energies]
+
+    expected = jax.device_get(own_losses(ts.critic_params))
+    steps = {}
+    for e, energy in enumerate(contrastive.ENERGY_FNS):
+        for c, loss in enumerate(contrastive.CONTRASTIVE_LOSSES):
+            new_ts, metrics = steps[energy, loss] = jax.device_get(any_pair_step(ts, e, c))
+            assert all(np.isfinite(v) for v in metrics.values()), (energy, loss, metrics)
+            for net in ("critic_params", "actor_params"):
+                change = jax.tree.map(np.subtract, getattr(new_ts, net), jax.device_get(getattr(ts, net)))
+                assert optax.tree.norm(change) > 0, (energy, loss, net)
+            np.testing.assert_allclose(metrics["critic_loss"], expected[e][c], rtol=1e-5, atol=1e-6)
+    assert len(steps) == 50
+    # Different pairs give different critic losses on the same batch: the choice reaches the step.
+    assert len({round(float(m["critic_loss"]), 4) for _, m in steps.values()}) > 40
+
+    for energy, loss in [("cos", "binary"), ("l1", "sppo")]:
+        s = train.make_setup(train.Config(**TINY, energy_fn=energy, contrastive_loss_fn=loss))[0]
+        new_ts, metrics = jax.device_get(jax.jit(partial(train.sgd_step, s))(ts, buf, idx, key))
+        switched_ts, switched = steps[energy, loss]
+        for name, value in metrics.items():
+            np.testing.assert_allclose(switched[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+        jax.tree.map(partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6), switched_ts, new_ts)
