@@ -97,17 +97,8 @@ def ant_ball_tree(ball_xy_range: float = 100.0, target_xy_range: float = 20.0) -
     add_slide_joints(ball, "ball", "xy", ball_xy_range, damping="0")
     # Invisible, non-colliding: it carries most of the ball's mass.
     ET.SubElement(ball, "geom", type="sphere", size="0.5", density="1", conaffinity="0", rgba="1 1 1 0")
-    ET.SubElement(
-        ball,
-        "geom",
-        name="ball",
-        type="sphere",
-        size="0.5",
-        density="0.1",
-        contype="1",
-        conaffinity="0",
-        rgba="0.9 0.9 0.9 1",
-    )
+    ET.SubElement(ball, "geom", name="ball", type="sphere", size="0.5", density="0.1", contype="1",
+                  conaffinity="0", rgba="0.9 0.9 0.9 1")  # fmt: skip
     extend_init_qpos(tree, 2)
     add_target_body(tree, target_xy_range)
     return tree
@@ -272,17 +263,8 @@ def ant_push_tree() -> ET.ElementTree:
         )
     block = ET.SubElement(worldbody, "body", name="block", pos="8 8 2")
     add_slide_joints(block, "block", "xyz", limited="false", armature="0", damping="0")
-    ET.SubElement(
-        block,
-        "geom",
-        name="block",
-        type="box",
-        size="3.6 3.6 1.8",
-        mass="0.0002",
-        contype="1",
-        conaffinity="1",
-        rgba="0.9 0.1 0.1 1",
-    )
+    ET.SubElement(block, "geom", name="block", type="box", size="3.6 3.6 1.8", mass="0.0002", contype="1",
+                  conaffinity="1", rgba="0.9 0.1 0.1 1")  # fmt: skip
     extend_init_qpos(tree, 3)
     add_target_body(tree, 20.0)
     return tree
