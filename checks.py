@@ -2,7 +2,7 @@
 
 A config that cannot run stops at start-up with one line naming the flag and what to change, not
 with a traceback from deep inside XLA minutes later. train.validate calls this; it never imports
-train (the config and its schedule are passed in).
+train (the config and train.schedule are passed in).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ FIELD_RULES = [
 ]  # fmt: skip
 
 
-def validate(config, s) -> None:
-    """Raises ConfigError, saying what to change, for a train.Config that cannot run; `s` is its
-    train.Schedule (prefill unrolls, training steps per epoch, goal window)."""
+def validate(config, schedule) -> None:
+    """Raises ConfigError, saying what to change, for a train.Config that cannot run. `schedule` is
+    train.schedule, called once the single fields are known to be sane."""
     for names, ok, requirement in FIELD_RULES:
         for name in names:
             if not ok(getattr(config, name)):
@@ -61,7 +61,7 @@ def validate(config, s) -> None:
             envs.check_id(env_id)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    steps_per_unroll = config.num_envs * config.unroll_length
+    s, steps_per_unroll = schedule(config), config.num_envs * config.unroll_length
     if s.training_steps_per_epoch < 1:
         prefill = s.prefill_unrolls * steps_per_unroll
         raise ConfigError(

@@ -453,8 +453,7 @@ class Progress:
     epoch the env steps done, sps and the run's ETA.
 
     On a terminal the line is redrawn in place; in a log file (SLURM) a plain line is printed at
-    most every `every` seconds. The epoch reports through `jax.debug.callback` once per training
-    step, a scalar that the device sends without waiting for the host.
+    most every `every` seconds. The epoch reports after each training step (train.training_epoch).
     """
 
     def __init__(self, total_steps: int, every: Optional[float] = None, stream=None):
@@ -517,7 +516,7 @@ class Progress:
         self.epoch_steps = (env_steps, env_steps_per_training_step)
 
     def training_step(self, done) -> None:
-        """Host side of the epoch's callback: `done` training steps of this epoch have finished."""
+        """Called by the epoch after each training step: `done` training steps of this epoch have finished."""
         now, done = time.time(), int(done)
         if self._phase is not None:  # the first step ends the compile phase; speed counts from here
             self.end_phase()

@@ -13,7 +13,7 @@ Read top to bottom, in the paper's order:
   5. collection      unroll the envs with the exploration actor, store in the replay buffer
   6. SGD step        critic, actor and alpha from one batch
   7. update          sample hindsight goals, scan the SGD steps of one training step
-  8. training epoch  scan training steps (collect + update) inside one jit
+  8. training epoch  training steps (collect + update), each one jitted call; progress between them
   9. evaluation      the paper's protocol
  10. main loop       epochs, evaluation, checkpoints (run management lives in runs.py)
 
@@ -40,6 +40,7 @@ from typing import Any, Callable, Literal, NamedTuple, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -223,9 +224,8 @@ def budget(config: Config) -> tuple[int, int]:
 def validate(config: Config) -> Schedule:
     """Checks the config before anything is built or compiled (checks.py; a ConfigError says what to
     change) and returns its schedule."""
-    s = schedule(config)
-    checks.validate(config, s)
-    return s
+    checks.validate(config, schedule)
+    return schedule(config)
 
 
 def derive(config: Config, env: envs.GoalEnv, s: Schedule) -> Derived:
@@ -623,28 +623,39 @@ def update(s: Setup, ts: TrainingState, buf):
     return ts, jax.tree.map(jnp.mean, metrics)
 
 
-# ===== 8. The training epoch: training steps (collect an unroll, then update) in one jitted scan ===
+# ===== 8. The training epoch: training steps, each one jitted call (collect an unroll, then update) =
 
 
-def training_epoch(s: Setup, ts: TrainingState, env_state, buf, report: Optional[Callable] = None):
-    """`report(n)`, when given, hears on the host that n training steps of this epoch are done."""
-
-    def training_step(carry, step):
-        ts, env_state, buf = collect_and_store(s, *carry)
-        ts, metrics = update(s, ts, buf)
-        if report is not None:
-            jax.debug.callback(report, step + 1)
-        return (ts, env_state, buf), metrics
-
-    (ts, env_state, buf), metrics = jax.lax.scan(
-        training_step, (ts, env_state, buf), jnp.arange(s.derived.training_steps_per_epoch)
-    )
+def training_step(s: Setup, ts: TrainingState, env_state, buf):
+    ts, env_state, buf = collect_and_store(s, ts, env_state, buf)
+    ts, metrics = update(s, ts, buf)
     # The norms make the NaN guard see broken parameters even when the losses look fine.
-    norms = {
-        "actor_param_norm": optax.tree.norm(ts.actor_params),
-        "critic_param_norm": optax.tree.norm(ts.critic_params),
-    }
-    return ts, env_state, buf, {**jax.tree.map(jnp.mean, metrics), **norms}
+    norms = {"actor_param_norm": optax.tree.norm(ts.actor_params),
+             "critic_param_norm": optax.tree.norm(ts.critic_params)}  # fmt: skip
+    return ts, env_state, buf, {**metrics, **norms}
+
+
+def training_epoch(step: Callable, num_steps: int, ts, env_state, buf, report: Optional[Callable] = None):
+    """num_steps calls of the jitted training `step` -> (state, the steps' mean metrics). `report(n)`,
+    when given, hears that n steps of the epoch are done.
+
+    The host queues step n + 1 before it waits for step n, so the device never waits for Python.
+    Separate calls rather than one scan with a progress callback inside it: JAX never stores a
+    program with host callbacks in its persistent compilation cache (--compilation_cache_dir)."""
+    history = []
+    for n in range(num_steps):
+        ts, env_state, buf, metrics = step(ts, env_state, buf)
+        if report is not None and n > 0:
+            jax.block_until_ready(history[-1])  # step n - 1 is done, step n queued behind it
+            report(n)
+        history.append(metrics)
+    history = jax.device_get(history)  # waits for the last step
+    if report is not None:
+        report(num_steps)
+    metrics = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+    # The parameters' norms after the epoch, not their mean over it.
+    metrics.update({k: float(history[-1][k]) for k in ("actor_param_norm", "critic_param_norm")})
+    return ts, env_state, buf, metrics
 
 
 # ===== 9. Evaluation: the paper's protocol ========================================================
@@ -693,7 +704,8 @@ class Trainer(NamedTuple):
     nets: Networks
     init: Callable  # key -> (TrainingState, env_state, ReplayBuffer)
     prefill: Callable  # (ts, env_state, buffer) -> same
-    training_epoch: Callable  # (ts, env_state, buffer) -> same + metrics
+    training_step: Callable  # (ts, env_state, buffer) -> same + metrics: one jitted training step
+    training_epoch: Callable  # (ts, env_state, buffer) -> same + mean metrics: the epoch's steps
     evaluate: Callable  # (actor_params, critic_params, key) -> metrics
     update: Callable  # (ts, buffer) -> (ts, metrics): one training step's SGD alone (benchmarks)
     policy: Callable  # actor mode -> policy(actor_params, critic_params, obs, key) -> action
@@ -714,8 +726,8 @@ def make_setup(config: Config) -> tuple[Setup, envs.GoalEnv]:
 
 
 def build(config: Config, report: Optional[Callable] = None) -> Trainer:
-    """Builds envs and networks and jits the training functions. `report(n)` is called from the
-    epoch after each of its training steps (progress)."""
+    """Builds envs and networks and jits the training functions. `report(n)` hears from the epoch
+    after each of its training steps (progress)."""
     s, env = make_setup(config)
     derived, nets = s.derived, s.nets
     eval_env = make_env(config.eval_env_id or config.env_id, config)
@@ -724,14 +736,14 @@ def build(config: Config, report: Optional[Callable] = None) -> Trainer:
     # Sharding is set in this one place, at the jit boundary: the carried state in and out.
     state = runs.data_parallel(jax.device_count(), partial(init, s))
     ts_sharding, _, buf_sharding = state
-    step_jit = partial(jax.jit, in_shardings=state, out_shardings=state, donate_argnums=(0, 1, 2))
-    epoch_out = (*state, None)
+    carried = dict(in_shardings=state, donate_argnums=(0, 1, 2))
+    step = jax.jit(partial(training_step, s), out_shardings=(*state, None), **carried)
     return Trainer(
         config, derived, env, eval_env, nets,
         init=jax.jit(partial(init, s), out_shardings=state),
-        prefill=step_jit(partial(prefill, s)),
-        training_epoch=jax.jit(partial(training_epoch, s, report=report), in_shardings=state,
-                               out_shardings=epoch_out, donate_argnums=(0, 1, 2)),
+        prefill=jax.jit(partial(prefill, s), out_shardings=state, **carried),
+        training_step=step,
+        training_epoch=partial(training_epoch, step, derived.training_steps_per_epoch, report=report),
         evaluate=make_evaluator(eval_env, make_policy(nets, derived.obs_dim, config.eval_actor),
                                 num_envs=config.num_eval_envs, episode_length=config.episode_length),
         update=jax.jit(partial(update, s), in_shardings=(ts_sharding, buf_sharding),
