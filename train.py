@@ -47,9 +47,9 @@ from flax import struct
 import runs
 
 import buffer as replay
-import checks
 import contrastive
-import render  # before envs: it makes importing mujoco safe under any MUJOCO_GL
+import render  # before envs and checks (which imports envs): makes importing mujoco safe under any MUJOCO_GL
+import checks  # isort: skip
 import envs  # isort: skip
 from envs.wrappers import wrap_for_evaluation, wrap_for_training
 from runs import Bool, ConfigError
