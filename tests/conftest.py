@@ -13,3 +13,22 @@ _cache = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(pre
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+# The longest tests start first, so that the two xdist workers finish together instead of one
+# of them starting a several-minute test near the end (fresh-clone CI durations).
+SLOWEST_FIRST = (
+    "test_gpu_check.py::test_tiny_run_fills_every_section_and_prints_the_table",
+    "test_sweeps.py::test_one_command_per_sweep_really_trains",
+    "test_train.py::test_every_env_id_builds_a_trainer",
+    "test_multiprocess.py::test_two_processes_train_like_one",
+    "test_train.py::test_reacher_learns_clearly_better_than_a_random_policy",
+    "test_slurm_cluster.py::",
+    "test_bench.py::test_compile_only_reports_the_memory_plan_and_remat_shrinks_it",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        return next((i for i, name in enumerate(SLOWEST_FIRST) if name in item.nodeid), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)
