@@ -730,7 +730,8 @@ def build(config: Config, report: Optional[Callable] = None) -> Trainer:
     after each of its training steps (progress)."""
     s, env = make_setup(config)
     derived, nets = s.derived, s.nets
-    eval_env = make_env(config.eval_env_id or config.env_id, config)
+    same = config.eval_env_id in (None, config.env_id)  # envs are stateless: one object serves both
+    eval_env = env if same else make_env(config.eval_env_id, config)
     checks.same_family(config, env, eval_env)
 
     # Sharding is set in this one place, at the jit boundary: the carried state in and out.
