@@ -1,16 +1,19 @@
 """Run management for train.py: everything a long experiment needs that is not the algorithm.
 
+    flags              RunSettings, the run-management flags that train.Config extends
     run directory      runs/<env>__<exp>__s<seed>__<time>/ (or --run_dir): config.json, metrics.jsonl
     checkpoints        orbax, checkpoints/epoch_<n>/{params, train, meta}; resume and config checks
-    metrics            metrics.jsonl, wandb (offline by default; never stops a run)
+    metrics            metrics.jsonl, wandb (offline by default; never stops a run), the epoch's log line
     stop signals       SIGUSR1 / SIGTERM (SLURM's warning) and Ctrl-C: checkpoint, exit 75 to requeue
     guards             NaN guard, "already finished", extending a finished run's budget
     progress           live lines during compile, prefill and inside an epoch
-    start-up           compilation cache, jax.distributed for multi-process jobs
+    start-up           main (the command line's exit statuses), compilation cache, jax.distributed
+    devices            data-parallel shardings over all devices, set at the jit boundary
 
 train.py calls a small interface: `Run(config)`, `run.restore(template)`, `run.end_epoch(...)`,
-`run.close()`, and the `Progress` it hands to the jitted epoch. This module never imports train.py:
-the config is any dataclass that extends `RunSettings` (the run-management flags).
+`run.log_epoch(...)`, `run.close()`, and the `Progress` whose `training_step` the epoch calls after
+each step. This module never imports train.py: the config is any dataclass that extends
+`RunSettings`.
 """
 
 from __future__ import annotations
