@@ -26,9 +26,9 @@ FIELD_RULES = [
 ]  # fmt: skip
 
 
-def validate(config, schedule) -> None:
-    """Raises ConfigError, saying what to change, for a train.Config that cannot run. `schedule` is
-    train.schedule, called once the single fields are known to be sane."""
+def validate(config, schedule):
+    """Raises ConfigError, saying what to change, for a train.Config that cannot run; else returns
+    its schedule. `schedule` is train.schedule, called once the single fields are known to be sane."""
     for names, ok, requirement in FIELD_RULES:
         for name in names:
             if not ok(getattr(config, name)):
@@ -80,6 +80,7 @@ def validate(config, schedule) -> None:
             f"{config.num_envs} x {s.window} = {sampled:,}; lower the batch size or SGD "
             f"steps, or raise --num_envs / --episode_length / --min_replay_size"
         )
+    return s
 
 
 def same_family(config, env, eval_env) -> None:

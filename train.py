@@ -224,8 +224,7 @@ def budget(config: Config) -> tuple[int, int]:
 def validate(config: Config) -> Schedule:
     """Checks the config before anything is built or compiled (checks.py; a ConfigError says what to
     change) and returns its schedule."""
-    checks.validate(config, schedule)
-    return schedule(config)
+    return checks.validate(config, schedule)
 
 
 def derive(config: Config, env: envs.GoalEnv, s: Schedule) -> Derived:
@@ -812,8 +811,7 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict:
             if epoch == run.first_epoch + 1:
                 progress.begin_phase("compiling the training epoch")
             t0 = time.time()
-            ts, env_state, buf, train_metrics = trainer.training_epoch(ts, env_state, buf)
-            train_metrics = {k: float(v) for k, v in jax.device_get(train_metrics).items()}
+            ts, env_state, buf, train_metrics = trainer.training_epoch(ts, env_state, buf)  # host floats
             epoch_time = time.time() - t0
             progress.end_phase()
 

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import gpu_check  # noqa: E402
+from tests.test_train import PLUMBING_XLA_FLAGS  # noqa: E402
 
 
 def finite_numbers(tree, path=""):
@@ -28,14 +29,9 @@ def finite_numbers(tree, path=""):
         yield path, tree
 
 
-# The tiny run checks the script's plumbing (every item runs, every key and table is filled), not
-# its figures: LLVM optimisation level 0 cuts its CPU time by about a third (compile-bound
-# programs). The computation is the same HLO; results may differ in the last bits.
-PLUMBING_XLA_FLAGS = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
-
-
 def test_tiny_run_fills_every_section_and_prints_the_table(tmp_path):
-    # The same script and code paths as on the GPU, at tiny sizes on the CPU: one command.
+    # The same script and code paths as on the GPU, at tiny sizes on the CPU: one command. It checks
+    # the plumbing (every item runs, every key and table is filled), not figures: opt level 0.
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "XLA_FLAGS": PLUMBING_XLA_FLAGS}
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--tiny"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=2400)  # fmt: skip

@@ -27,6 +27,7 @@ import yaml
 
 import envs
 import train
+from tests.test_train import PLUMBING_XLA_FLAGS
 
 with warnings.catch_warnings():
     # sweeps 0.2 declares its pydantic models in the v1 style; pydantic 2 warns on import.
@@ -303,10 +304,8 @@ def test_one_command_per_sweep_really_trains(monkeypatch, tmp_path):
     assert shutil.which("uv"), "uv is not on PATH; the sweep commands run train.py with `uv run`"
     assert set(APPENDED) == {p.stem for p in SWEEPS}, "add the new sweep file to APPENDED/EXPECTED"
     # --no-sync: use the environment these tests run in, and never touch uv.lock from a test.
-    # XLA at LLVM optimisation level 0: these runs check flags and config.json, not figures, and
-    # compile-bound tiny programs take about a third less CPU time (test_gpu_check.py does the same).
-    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
-    env = {**os.environ, "UV_NO_SYNC": "1", "XLA_FLAGS": xla_flags}
+    # These runs check flags and config.json, not figures: XLA at opt level 0 (PLUMBING_XLA_FLAGS).
+    env = {**os.environ, "UV_NO_SYNC": "1", "XLA_FLAGS": PLUMBING_XLA_FLAGS}
     procs = {}
     start, failures = time.monotonic(), []
     try:
