@@ -17,7 +17,7 @@ Command line: evaluate a saved checkpoint (a file or a run directory, whose
 latest checkpoint is used), and/or make those files from it:
 
     uv run evaluation.py runs/<run>/ --num_eval_envs 256 --eval_actor 0
-    uv run evaluation.py runs/<run>/ --no_evaluate --video --heatmap --html
+    uv run evaluation.py runs/<run>/ --evaluate False --video True --heatmap True --html True
 """
 
 from __future__ import annotations
