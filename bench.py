@@ -261,11 +261,15 @@ def measure(
     breakdown: bool = True,
     floors: bool = True,
     repeats: int = 3,
+    time_update: bool = True,
     report: Optional[Callable[[dict], None]] = None,
 ) -> dict:
     """One config's figures (module docstring). breakdown=False skips the SGD step's split,
     floors=False the physics-alone and matmul floors, and `repeats` sets how many timed runs of
     the update best_of takes: the GPU check turns these down to fit its time budget.
+    time_update=False times no update on its own, which would compile the SGD loop a second
+    time (as long again as the training step at depth 64); the SGD rate then comes from the
+    timed epochs less their collection (`update_from_epoch`), which needs epochs >= 1.
     `report(partial)` is called after each stage with the figures so far, so a caller that is
     stopped part-way still has them."""
     report = report or (lambda figures: None)
@@ -287,19 +291,22 @@ def measure(
     result["collect_sps"] = d.prefill_env_steps / collect_s
     report(result)
 
-    # Update alone: one training step's SGD steps on the filled buffer.
     n = config.num_sgd_batches_per_training_step
-    _, update_s = best_of(trainer.update, ts, buf, repeats=repeats)
-    result.update(
-        sgd_steps_per_s=n / update_s,
-        update_tflops=update_flops(config, d) * n / update_s / 1e12,
-        update_gflop_per_sgd_step=update_flops(config, d) / 1e9,
-    )
-    report(result)
-    if breakdown:
+
+    def record_update(update_s: float) -> None:
+        result.update(
+            sgd_steps_per_s=n / update_s,
+            update_tflops=update_flops(config, d) * n / update_s / 1e12,
+            update_gflop_per_sgd_step=update_flops(config, d) / 1e9,
+        )
+        report(result)
+
+    if time_update:  # Update alone: one training step's SGD steps on the filled buffer.
+        record_update(best_of(trainer.update, ts, buf, repeats=repeats)[1])
+    if breakdown and time_update:
         parts = update_breakdown(trainer, ts, buf)
         # Optimizers, temperature and the loop: what the whole update takes beyond its parts.
-        parts["rest_ms"] = update_s * 1000 / n - sum(parts.values())
+        parts["rest_ms"] = 1000 / result["sgd_steps_per_s"] - sum(parts.values())
         flops = loss_flops(config, d)
         parts["critic_tflops"] = flops["critic"] / parts["critic_grad_ms"] / 1e9
         parts["actor_tflops"] = flops["actor"] / parts["actor_grad_ms"] / 1e9
@@ -314,6 +321,11 @@ def measure(
         epoch_s = min(epoch_times)
         result["train_sps"] = d.training_steps_per_epoch * d.env_steps_per_training_step / epoch_s
         result["epoch_s"] = epoch_s
+        if not time_update:
+            # A training step is one unroll (at the prefill's measured speed) plus the update.
+            unroll_s = d.env_steps_per_training_step / result["collect_sps"]
+            result["update_from_epoch"] = True
+            record_update(max(epoch_s / d.training_steps_per_epoch - unroll_s, 1e-9))
     result["peak_device_gib"] = device_peak_gib()  # before the floors' matmuls add their own
     report(result)
     if floors:
