@@ -74,6 +74,24 @@ def physical_row(buffer: ReplayBuffer, logical: jax.Array) -> jax.Array:
     return (oldest + logical) % buffer.capacity
 
 
+def episode_horizon(episode: jax.Array) -> jax.Array:
+    """H_t: how many later steps of step t's episode the window holds (0 at its last stored step)."""
+    length = episode.shape[0]
+    t = jnp.arange(length)
+    # Episode ids never decrease in time, so the last step of t's episode is
+    # the first "episode ends here" marker at or after t: a reverse running min.
+    ends_here = jnp.append(episode[1:] != episode[:-1], True)
+    last = jax.lax.cummin(jnp.where(ends_here, t, length), reverse=True)
+    return last - t
+
+
+def final_offsets(episode: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """HER's `final` strategy: every step's goal is the last step of its episode inside the window
+    (offset H_t). Returns (offset, valid) like future_offsets."""
+    horizon = episode_horizon(episode)
+    return horizon, horizon >= 1
+
+
 def future_offsets(key: jax.Array, episode: jax.Array, gamma: float) -> tuple[jax.Array, jax.Array]:
     """Draws a hindsight-goal offset k >= 1 for every step of one window.
 
@@ -86,15 +104,8 @@ def future_offsets(key: jax.Array, episode: jax.Array, gamma: float) -> tuple[ja
     Returns (offset, valid); steps with H_t = 0 (an episode's last stored step)
     have no goal: offset 0 and valid False.
     """
-    length = episode.shape[0]
-    t = jnp.arange(length)
-    # Episode ids never decrease in time, so the last step of t's episode is
-    # the first "episode ends here" marker at or after t: a reverse running min.
-    ends_here = jnp.append(episode[1:] != episode[:-1], True)
-    last = jax.lax.cummin(jnp.where(ends_here, t, length), reverse=True)
-    horizon = last - t
-
-    u = jax.random.uniform(key, (length,))
+    horizon = episode_horizon(episode)
+    u = jax.random.uniform(key, (episode.shape[0],))
     # CDF F(k) = (1 - g^k) / (1 - g^H); the smallest k with F(k) >= u is below.
     mass = 1.0 - gamma ** horizon.astype(jnp.float32)
     k = jnp.ceil(jnp.log1p(-u * mass) / jnp.log(gamma)).astype(jnp.int32)
@@ -111,13 +122,16 @@ def sample_indices(
     gamma: float,
     num_batches: int,
     batch_size: int,
+    strategy: str = "future",
 ) -> SampleIndices:
     """Samples num_batches x batch_size (state, goal) index pairs.
 
     Every env slot contributes one window of `window` consecutive steps drawn
     uniformly from the stored history (the buffer must hold >= window steps);
-    the window's steps get future goals, then all num_envs * window pairs are
-    shuffled and the first num_batches * batch_size kept.
+    the window's steps get future goals (`strategy` "future": k steps ahead,
+    P(k) ~ gamma^(k-1); "final": the episode's last step in the window), then
+    all num_envs * window pairs are shuffled and the first num_batches *
+    batch_size kept.
     """
     num_envs = buffer.state.shape[1]
     key_start, key_goal, key_perm = jax.random.split(key, 3)
@@ -129,7 +143,12 @@ def sample_indices(
     episode = buffer.episode[row, env]
 
     goal_keys = jax.random.split(key_goal, num_envs)
-    offset, valid = jax.vmap(future_offsets, (0, 0, None))(goal_keys, episode, gamma)
+    if strategy == "final":
+        offset, valid = jax.vmap(final_offsets)(episode)
+    elif strategy == "future":
+        offset, valid = jax.vmap(future_offsets, (0, 0, None))(goal_keys, episode, gamma)
+    else:
+        raise ValueError(f"unknown hindsight goal strategy {strategy!r}; use future or final")
     goal_row = physical_row(buffer, logical + offset)
 
     needed = num_batches * batch_size

@@ -356,20 +356,21 @@ class Networks(NamedTuple):
     log_prob_correction: str  # tanh correction of the actor's log pi
 
 
+def make_torso(config: Config, net: str) -> Torso:
+    """The residual torso of the "actor" or "critic" as the config sizes it (sac.py, td3.py reuse it)."""
+    return Torso(
+        getattr(config, f"{net}_network_width"),
+        getattr(config, f"{net}_depth"),
+        getattr(config, f"{net}_skip_connections"),
+        nn.relu if config.use_relu else nn.swish,
+        config.remat,
+        jnp.dtype(config.matmul_dtype),
+        config.unroll_blocks,
+    )
+
+
 def make_networks(config: Config, derived: Derived) -> Networks:
-    activation = nn.relu if config.use_relu else nn.swish
-
-    def torso(net: str) -> Torso:
-        return Torso(
-            getattr(config, f"{net}_network_width"),
-            getattr(config, f"{net}_depth"),
-            getattr(config, f"{net}_skip_connections"),
-            activation,
-            config.remat,
-            jnp.dtype(config.matmul_dtype),
-            config.unroll_blocks,
-        )
-
+    torso = partial(make_torso, config)
     return Networks(
         actor=Actor(torso("actor"), derived.action_dim),
         sa_encoder=Encoder(torso("critic"), config.repr_dim),
