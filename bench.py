@@ -15,7 +15,6 @@ For one config it measures, and prints and writes as JSON:
                     loss's forward and backward pass (with its own TFLOP/s), and the rest
                     (optimizers, temperature, loop); printed as a second table
   peak_rss_gib      peak host memory of the process; peak_device_gib on GPUs
-and prints each against the paper's code where a figure for it exists (ratios).
 
     uv run bench.py --env_id ant --num_envs 128 --batch_size 256 \\
         --num_sgd_batches_per_training_step 100 --depths 4 16 64
@@ -39,41 +38,23 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Annotated, Callable, Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import tyro
 
 import buffer as replay
+import cli
 import contrastive
 import train
+from cli import Bool
 from envs.wrappers import wrap_for_training
 
-# The paper's code measured once, on another day, on the 2-core development CPU (ant, 128 envs,
-# unroll 62, batch 256, 100 SGD batches per training step, width 256, episode 1000): issue #4.
-# Ratios against these constants compare two machines' sittings, not two codes side by side, so
-# the table names that machine and says so; a real comparison runs both codes in one sitting.
-REFERENCE_MACHINE = "AMD EPYC, AVX2 without AVX-512, 2 cores (jax 0.10.2)"
-REFERENCE_SETUP = {
-    "env_id": "ant",
-    "num_envs": 128,
-    "batch_size": 256,
-    "sgd_steps_per_training_step": 100,
-    "width": 256,
-    "device": "cpu",
-}
-REFERENCE_CPU = {
-    4: {"train_sps": 1158, "sgd_steps_per_s": 14.6, "peak_rss_gib": 2.3, "epoch_s": 68.5},
-    16: {"train_sps": 770, "sgd_steps_per_s": 9.7, "peak_rss_gib": 2.6, "epoch_s": 103.0},
-}
-
-
 @dataclass
-class Bench:
-    """Benchmark a training configuration (all train.py flags apply)."""
+class Bench(train.Config):
+    """Benchmark a training configuration (every train.py flag applies)."""
 
-    config: Annotated[train.Config, tyro.conf.OmitArgPrefixes]
+    # --- benchmark
     depths: tuple[int, ...] = ()
     """Sweep actor and critic depth over these values, one process each; empty = the config's depths."""
     device_counts: tuple[int, ...] = ()
@@ -81,7 +62,7 @@ class Bench:
     and print the scaling efficiency against the smallest count; empty = all devices, no table."""
     epochs: int = 2
     """Timed epochs after the compiling one."""
-    compile_only: bool = False
+    compile_only: Bool = False
     """Only compile the training step: compile time and XLA's memory plan (for depths too slow to run)."""
     json_out: Optional[str] = "bench.json"
     """Where to write the results as JSON; None = do not write."""
@@ -360,7 +341,7 @@ def measure_in_subprocess(config: train.Config, args: "Bench", devices: Optional
     """One measurement in a fresh process: clean peak memory, compile caches and device count."""
     flags = [a for f in dataclasses.fields(config) for a in (f"--{f.name}", str(getattr(config, f.name)))]
     cmd = [sys.executable, __file__, *flags, "--epochs", str(args.epochs), "--json_out", "None"]
-    cmd += ["--compile_only"] if args.compile_only else []
+    cmd += ["--compile_only", "True"] if args.compile_only else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=device_env(devices)).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -386,44 +367,12 @@ def cell(result: dict, key: str, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def vs_reference(result: dict) -> Optional[dict]:
-    """Ratios of a result on the reference setup to the paper's code's constants, with the machine
-    those constants were measured on; None off that setup or without timed epochs."""
-    same_setup = all(result.get(k) == v for k, v in REFERENCE_SETUP.items())
-    ref = REFERENCE_CPU.get(result["critic_depth"]) if same_setup and "train_sps" in result else None
-    if ref is None:
-        return None
-    return {
-        "reference_machine": REFERENCE_MACHINE,
-        "train_sps": result["train_sps"] / ref["train_sps"],
-        "sgd_steps_per_s": result["sgd_steps_per_s"] / ref["sgd_steps_per_s"],
-        "peak_rss_gib": result["peak_rss_gib"] / ref["peak_rss_gib"],
-    }
-
-
 def print_table(results: list[dict]) -> None:
-    ratios = [vs_reference(r) for r in results]
     header = [title for _, title, _ in COLUMNS]
-    if any(ratios):
-        header.append(f"vs paper's code, its figures from {REFERENCE_MACHINE}")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for r, ratio in zip(results, ratios):
-        cells = [cell(r, key, fmt) for key, _, fmt in COLUMNS]
-        if any(ratios):
-            cells.append(
-                f"train sps x{ratio['train_sps']:.2f}, SGD x{ratio['sgd_steps_per_s']:.2f}, "
-                f"RSS x{ratio['peak_rss_gib']:.2f}"
-                if ratio
-                else "-"
-            )
-        print("| " + " | ".join(cells) + " |")
-    if any(ratios):
-        print(
-            f"\nThe paper's code's figures are constants measured once on {REFERENCE_MACHINE}, "
-            "not in this sitting: the ratios compare this machine and run to that one. A real "
-            "comparison runs both codes side by side in one sitting."
-        )
+    for r in results:
+        print("| " + " | ".join(cell(r, key, fmt) for key, _, fmt in COLUMNS) + " |")
 
 
 BREAKDOWN = [
@@ -462,9 +411,10 @@ def print_scaling(results: list[dict]) -> None:
             )
 
 
-def main() -> None:
-    args = tyro.cli(Bench, use_underscores=True)
-    config = dataclasses.replace(args.config, track=False, checkpoint=False, capture_vis=False)
+def main(args: Optional[list[str]] = None) -> None:
+    args = cli.parse(Bench, args)
+    config = train.Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(train.Config)})
+    config = dataclasses.replace(config, track=False, checkpoint=False, capture_vis=False)
     if not args.depths and not args.device_counts:
         results = [measure(config, args.epochs, args.compile_only)]
     else:
@@ -476,10 +426,6 @@ def main() -> None:
             for devices in args.device_counts or (None,):
                 results.append(measure_in_subprocess(one, args, devices))
                 print(f"depth {depth}, devices {devices or 'all'} done", file=sys.stderr)
-    for r in results:
-        ratio = vs_reference(r)
-        if ratio:
-            r["vs_paper_code"] = ratio
     print_table(results)
     if not args.compile_only:
         print_breakdown(results)

@@ -35,7 +35,9 @@ import render  # isort: skip
 import jax
 import tyro
 
+import cli
 import train
+from cli import Bool
 
 log = logging.getLogger("crl")
 
@@ -46,6 +48,7 @@ class EvalArgs:
 
     checkpoint: tyro.conf.Positional[str]
     """Checkpoint (file or directory) or a run directory (its latest checkpoint)."""
+    # --- evaluation
     num_eval_envs: Optional[int] = None
     """Episodes to evaluate; None = the run's num_eval_envs."""
     eval_actor: Optional[int] = None
@@ -54,13 +57,14 @@ class EvalArgs:
     """Evaluate on another env of the same family; None = the run's eval env."""
     seed: int = 0
     """Seed for the evaluation resets and actions."""
-    evaluate: bool = True
-    """Run the evaluation episodes and print their metrics (--no_evaluate: only the files below)."""
-    html: bool = False
+    evaluate: Bool = True
+    """Run the evaluation episodes and print their metrics (False: only the files below)."""
+    # --- looking at the policy
+    html: Bool = False
     """Save render_<i>.html: brax's 3-D viewer of the policy's rollouts."""
-    video: bool = False
+    video: Bool = False
     """Save render_<i>.mp4 of the same rollouts (needs headless OpenGL: EGL or OSMesa)."""
-    heatmap: bool = False
+    heatmap: Bool = False
     """Save qvalue_heatmap.png, the critic's value over the maze (maze envs only)."""
     num_render: Optional[int] = None
     """Rollouts for --html / --video; None = the run's num_render (at least 1)."""
@@ -80,39 +84,44 @@ def run_dir_of(checkpoint: str | Path) -> Path:
     return path if path.is_dir() else path.parent
 
 
+def parse(args: Optional[list[str]] = None) -> EvalArgs:
+    """The command line, in the dialect of every script here (cli.py)."""
+    return cli.parse(EvalArgs, args)
+
+
 def main(args: Optional[list[str]] = None) -> dict:
-    cli = tyro.cli(EvalArgs, args=args, use_underscores=True)
-    config, payload = train.load_checkpoint(cli.checkpoint)
+    opts = parse(args)
+    config, payload = train.load_checkpoint(opts.checkpoint)
     overrides = dict(
-        num_eval_envs=cli.num_eval_envs,
-        eval_actor=cli.eval_actor,
-        eval_env_id=cli.eval_env_id,
-        vis_length=cli.vis_length,
-        num_render=cli.num_render,
+        num_eval_envs=opts.num_eval_envs,
+        eval_actor=opts.eval_actor,
+        eval_env_id=opts.eval_env_id,
+        vis_length=opts.vis_length,
+        num_render=opts.num_render,
     )
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    if cli.html or cli.video:
+    if opts.html or opts.video:
         config = dataclasses.replace(config, num_render=max(config.num_render, 1))
     trainer = train.build(config)
     actor_params, critic_params = payload["actor_params"], payload["critic_params"]
     metrics = {}
-    if cli.evaluate:
-        metrics = trainer.evaluate(actor_params, critic_params, jax.random.PRNGKey(cli.seed))
+    if opts.evaluate:
+        metrics = trainer.evaluate(actor_params, critic_params, jax.random.PRNGKey(opts.seed))
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         print(json.dumps({"checkpoint_epoch": int(payload["epoch"]), **metrics}, indent=2))
-    if cli.html or cli.video or cli.heatmap:
-        out_dir = Path(cli.out_dir) if cli.out_dir else run_dir_of(cli.checkpoint)
-        if cli.heatmap and render.maze_geometry(trainer.eval_env) is None:
+    if opts.html or opts.video or opts.heatmap:
+        out_dir = Path(opts.out_dir) if opts.out_dir else run_dir_of(opts.checkpoint)
+        if opts.heatmap and render.maze_geometry(trainer.eval_env) is None:
             log.warning("no heat map: %s is not a maze env", config.eval_env_id or config.env_id)
         paths = render.visualize(
             trainer,
             actor_params,
             critic_params,
             out_dir,
-            jax.random.PRNGKey(cli.seed),
-            html=cli.html,
-            video=cli.video,
-            heatmap=cli.heatmap,
+            jax.random.PRNGKey(opts.seed),
+            html=opts.html,
+            video=opts.video,
+            heatmap=opts.heatmap,
         )
         for path in paths:
             print(f"wrote {path}")

@@ -29,6 +29,8 @@ from typing import Optional
 import numpy as np
 import tyro
 
+import cli
+
 # Config fields that never change what a run learns: runs differing only in these (and the
 # seed) are seeds of one configuration. job.slurm gives every seed its own --run_dir (and
 # --resume, wandb group, ...), so each of these must be listed or the seeds would not pool.
@@ -232,9 +234,9 @@ def plot(args: PlotArgs) -> Path:
 
 
 def main(args: Optional[list[str]] = None) -> Path:
-    cli = tyro.cli(PlotArgs, args=args, use_underscores=True)
+    opts = cli.parse(PlotArgs, args)
     try:
-        out = plot(cli)
+        out = plot(opts)
     except (FileNotFoundError, KeyError, ValueError) as e:
         sys.exit(f"error: {e.args[0]}")
     print(f"wrote {out}")

@@ -27,6 +27,8 @@ from typing import Optional
 
 import tyro
 
+import cli
+
 METRIC = "eval/episode_success"
 LAST = 5  # the paper averages the last five epochs' evaluations
 PAPER_DEPTHS = (4, 64)
@@ -485,7 +487,7 @@ def report(args: ReportArgs) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> str:
-    args = tyro.cli(ReportArgs, args=argv, use_underscores=True)
+    args = cli.parse(ReportArgs, argv)
     try:
         text = report(args)
     except ReportError as e:

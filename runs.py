@@ -22,20 +22,22 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
-import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-import tyro
-from tyro.constructors import PrimitiveConstructorSpec
+import cli
+from cli import Bool, grouped_help  # noqa: F401
 
 log = logging.getLogger("crl")
 
@@ -55,33 +57,17 @@ class Preempted(Exception):
     """A stop signal ended the run; any checkpoint it asked for is on disk."""
 
 
+class CheckpointError(Exception):
+    """A checkpoint could not be written; the ones saved before it are intact."""
+
+
 # =============================================================================
 # Command-line conventions for the config dataclass
 # =============================================================================
 
 
-def _parse_bool(args: list[str]) -> bool:
-    value = args[0].lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no"):
-        return False
-    raise ValueError(f"expected True/False (or 1/0), got {args[0]!r}")
-
-
-# Boolean options take a value (`--track False`, `--save_buffer 0`) so that the
-# paper's scripts and wandb sweeps, which pass values, parse unchanged.
-Bool = Annotated[
-    bool,
-    PrimitiveConstructorSpec(
-        nargs=1,
-        metavar="{True,False}",
-        instance_from_str=_parse_bool,
-        is_instance=lambda x: isinstance(x, bool),
-        str_from_instance=lambda b: [str(b)],
-    ),
-    tyro.conf.FlagConversionOff,
-]
+# The command line's conventions (booleans take a value, grouped --help) are cli.py's, shared by
+# every script; runs.Bool and runs.grouped_help stay importable from here.
 
 
 @dataclasses.dataclass
@@ -283,7 +269,36 @@ def initialize_distributed(mode: str) -> None:
 # (epoch, env steps, wandb id, config). Orbax writes a folder under a temporary name and
 # renames it when complete, and prunes old ones only after that, so a crash never leaves a
 # half checkpoint behind.
+#
+# Zero-size arrays are not written: orbax refuses them, and the MJX physics state (arm_* and
+# ant_push) holds about twenty (e.g. `act` of a model without actuator activations, `sensordata`
+# without sensors). They carry no data, so restore rebuilds them with the template's shapes,
+# dtypes and shardings; every other leaf is restored from disk.
 # =============================================================================
+
+
+def _is_empty(x) -> bool:
+    return hasattr(x, "shape") and math.prod(x.shape) == 0
+
+
+def _without_empty(tree):
+    """`tree` with its zero-size arrays replaced by None (an empty subtree for orbax)."""
+    return jax.tree.map(lambda x: None if _is_empty(x) else x, tree)
+
+
+def _with_empty(template, restored):
+    """`restored` (restored from `_without_empty(template)`) with the template's zero-size
+    arrays back in place, as fresh arrays of the same shape, dtype and sharding."""
+
+    def empty_like(t):
+        if isinstance(t, np.ndarray):
+            return np.zeros(t.shape, t.dtype)
+        return jnp.zeros(t.shape, t.dtype, device=getattr(t, "sharding", None))
+
+    is_none = lambda x: x is None  # noqa: E731 -- None nodes of the template stay None
+    leaves, treedef = jax.tree.flatten(template, is_leaf=is_none)
+    got = treedef.flatten_up_to(restored)
+    return treedef.unflatten([empty_like(t) if _is_empty(t) else r for t, r in zip(leaves, got)])
 
 
 def checkpoint_manager(run_dir: Path, keep: Optional[int] = None) -> ocp.CheckpointManager:
@@ -312,17 +327,33 @@ def checkpoint_meta(run_dir: Path, epoch: Optional[int] = None) -> dict:
 
 
 def save_checkpoint(manager, params: dict, train_state: dict, meta: dict) -> Path:
-    manager.save(
-        meta["epoch"],
-        args=ocp.args.Composite(
-            params=ocp.args.StandardSave(params),
-            train=ocp.args.StandardSave(train_state),
-            meta=ocp.args.JsonSave(meta),
-        ),
-        force=True,
-    )
-    manager.wait_until_finished()
-    return Path(manager.directory) / f"epoch_{meta['epoch']}"
+    """Writes checkpoints/epoch_<meta["epoch"]> and returns its path. A save that fails raises
+    CheckpointError with its cause in one line; its half-written folder is removed and the
+    checkpoints saved before it are left as they were (orbax prunes only after a complete save).
+    The manager is closed then: it is not used again after a failure."""
+    epoch = meta["epoch"]
+    path = Path(manager.directory) / f"epoch_{epoch}"
+    try:
+        manager.save(
+            epoch,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardSave(_without_empty(params)),
+                train=ocp.args.StandardSave(_without_empty(train_state)),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            force=True,
+        )
+        manager.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 -- disk full, permissions, unsavable leaf: all end alike
+        # Orbax's writer threads may still be busy with the failed save; left running they
+        # print a traceback when the interpreter exits.
+        with contextlib.suppress(Exception):
+            manager.close()
+        for tmp in Path(manager.directory).glob(f"epoch_{epoch}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        cause = (str(e).strip().splitlines() or [""])[0][:300]
+        raise CheckpointError(f"could not write checkpoint {path}: {type(e).__name__}: {cause}") from e
+    return path
 
 
 def restore_checkpoint(run_dir: Path, epoch: int, params: dict, train_state: dict) -> tuple[dict, dict]:
@@ -331,10 +362,11 @@ def restore_checkpoint(run_dir: Path, epoch: int, params: dict, train_state: dic
     restored = checkpoint_manager(run_dir).restore(
         epoch,
         args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(params), train=ocp.args.StandardRestore(train_state)
+            params=ocp.args.StandardRestore(_without_empty(params)),
+            train=ocp.args.StandardRestore(_without_empty(train_state)),
         ),
     )
-    return restored.params, restored.train
+    return _with_empty(params, restored.params), _with_empty(train_state, restored.train)
 
 
 def load_params(path: str | Path) -> tuple[dict, dict]:
@@ -637,7 +669,16 @@ class Run:
                 train_state = {k: v for k, v in train_state.items() if k != "buffer"}
             meta = {"epoch": epoch, "env_steps": self.env_steps, "wandb_id": self.metrics.wandb_id,
                     "has_buffer": c.save_buffer, "config": dataclasses.asdict(c)}  # fmt: skip
-            self.last_checkpoint = save_checkpoint(self.checkpoints, params, train_state, meta)
+            try:
+                self.last_checkpoint = save_checkpoint(self.checkpoints, params, train_state, meta)
+            except CheckpointError as e:
+                # The run stops (exit 1) rather than training on: every later epoch would be lost
+                # at the next preemption or crash, and a cause such as a full disk or a bad path
+                # needs a person. Not EXIT_REQUEUE: a requeued job would fail the same way.
+                raise CheckpointError(
+                    f"{e}; stopping after epoch {epoch}. Last good checkpoint (intact): "
+                    f"{self.last_checkpoint or 'none saved yet'}; the same command resumes from it"
+                ) from e
 
     def check_stop(self, epoch: int) -> None:
         if self.stopping and epoch < self.config.num_epochs:
@@ -690,17 +731,13 @@ def parse_config(
     """The command line's config. With --resume the saved config is the default, so only flags given
     next to it may differ; a larger --total_env_steps continues the run at the same epoch size
     (num_epochs grows to match, unless given)."""
-    argv = sys.argv[1:] if args is None else args
-    if "-h" in argv or "--help" in argv:
-        print(grouped_help(config_cls, Path(sys.argv[0]).name, epilog))
-        sys.exit(0)
-    config = tyro.cli(config_cls, args=args, use_underscores=True)
+    config = cli.parse(config_cls, args, epilog)
     if config.resume is not None:
         try:
             saved = config_cls(**checkpoint_meta(Path(config.resume))["config"])
         except FileNotFoundError as e:
             raise RunDirError(f"--resume {config.resume}: {e}") from None
-        config = tyro.cli(config_cls, args=args, default=saved, use_underscores=True)
+        config = cli.parse(config_cls, args, epilog, default=saved)
     elif config.run_dir is not None and latest_checkpoint(Path(config.run_dir)) is not None:
         saved = config_cls(**checkpoint_meta(Path(config.run_dir))["config"])  # a requeued job
     else:
@@ -728,59 +765,10 @@ def extend(saved, config, schedule: Callable[[Any], tuple[int, int]]):
     return config
 
 
-# =============================================================================
-# --help, grouped by the config's "# --- <group>" comments
-# =============================================================================
-
-
-def grouped_help(config_cls: type, prog: str, epilog: str = "") -> str:
-    """The --help text of a flat config dataclass, with its flags under the headings of the
-    `# --- <group>` comments in its source (tyro prints one ungrouped box)."""
-    import ast
-    import inspect
-    import textwrap
-
-    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
-    hints = typing.get_type_hints(config_cls)
-    groups: dict[str, list[str]] = {}
-    # The experiment's own fields first, then those it inherits (RunSettings).
-    for cls in (c for c in config_cls.__mro__ if dataclasses.is_dataclass(c)):
-        source = textwrap.dedent(inspect.getsource(cls))
-        lines = source.splitlines()
-        body = ast.parse(source).body[0].body
-        for i, node in enumerate(body):
-            if not isinstance(node, ast.AnnAssign):
-                continue
-            name = node.target.id
-            heading = next(
-                (
-                    lines[n].strip()[6:]
-                    for n in range(node.lineno - 1, -1, -1)
-                    if lines[n].strip().startswith("# ---")
-                ),
-                "options",
-            )
-            doc = body[i + 1].value.value if i + 1 < len(body) and isinstance(body[i + 1], ast.Expr) else ""
-            kind = ast.unparse(node.annotation)
-            if kind.startswith("Literal["):
-                kind = "{" + ",".join(typing.get_args(hints[name])) + "}"
-            else:
-                kind = {"Bool": "{True,False}"}.get(kind, kind.replace("Optional[", "").rstrip("]").upper())
-            text = " ".join(doc.split()) + f" (default: {defaults[name]})"
-            flag = f"  --{name} {kind}"
-            wrapped = textwrap.wrap(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
-            groups.setdefault(heading, []).append("\n".join([flag, *wrapped]))
-    doc = (config_cls.__doc__ or "").strip().splitlines()[0]
-    out = [f"usage: {prog} [--flag VALUE ...]   (also --flag=VALUE, and dashes for underscores)", "", doc]
-    for heading, entries in groups.items():
-        out += ["", f"{heading}:", *entries]
-    return "\n".join(out + ["", epilog] if epilog else out)
-
-
 def main(parse_config: Callable[[], Any], train: Callable[[Any, StopSignals], Any]) -> None:
     """The command line around a training run: no traceback for what a user can fix. Exit 0 when
     done, 75 when a stop signal ended it (job.slurm requeues), 1 with one line for a config that
-    cannot run, a NaN or a second Ctrl-C."""
+    cannot run, a NaN, a checkpoint that could not be written or a second Ctrl-C."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True
     )
@@ -792,7 +780,7 @@ def main(parse_config: Callable[[], Any], train: Callable[[Any, StopSignals], An
             stop.check("before start-up", None)
             initialize_distributed(config.distributed)
             train(config, stop)
-    except (ConfigError, FloatingPointError) as e:
+    except (ConfigError, FloatingPointError, CheckpointError) as e:
         sys.exit(f"error: {e}")
     except Preempted as e:
         log.warning("%s", e)

@@ -75,7 +75,7 @@ class Config(runs.RunSettings):
 
     # --- environment
     env_id: str = "ant"
-    """Training environment id (README, Environments; the list: `uv run python -m envs`)."""
+    """Training environment id (docs/environments.md; the list: `uv run python -m envs`)."""
     eval_env_id: Optional[str] = None
     """Evaluation environment id; None means the same as env_id."""
     env_backend: Optional[str] = None
@@ -126,7 +126,7 @@ class Config(runs.RunSettings):
     """Weight of the logsumexp^2 penalty that pins the logits' level (ignored by binary, fb, sppo)."""
     energy_fn: Literal[tuple(contrastive.ENERGY_FNS)] = "l2"
     """Critic energy f(s, a, g) from phi(s, a) and psi(g): l2 = -||phi - psi|| (the paper), l2_no_sqrt,
-    l1, dot, cos (README, Energy functions and contrastive losses)."""
+    l1, dot, cos (docs/algorithm.md)."""
     contrastive_loss_fn: Literal[tuple(contrastive.CONTRASTIVE_LOSSES)] = "infonce"
     """Critic loss over the B x B logits: infonce (the paper; softmax over goals per row),
     infonce_backward, symmetric_infonce, binary, flatnce, flatnce_backward, fb, dpo, ipo, sppo."""

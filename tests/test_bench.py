@@ -71,36 +71,15 @@ def test_breakdown_table_shows_each_part_and_its_share(capsys):
     )
 
 
-def reference_result(**overrides) -> dict:
-    """A depth-4 result on the reference setup, with every column the table prints."""
-    result = {**bench.REFERENCE_SETUP, "critic_depth": 4, "device_count": 1, "train_sps": 2316.0,
+def test_table_has_one_row_per_result_and_no_comparison_column(capsys):
+    # Figures from another machine or sitting are no comparison: the table holds this run's only.
+    result = {"env_id": "ant", "critic_depth": 4, "device_count": 1, "train_sps": 2316.0,
               "sgd_steps_per_s": 29.2, "peak_rss_gib": 1.15}  # fmt: skip
-    return {**result, **overrides}
-
-
-def test_ratios_to_the_papers_code_name_the_machine_they_were_measured_on(capsys):
-    # The paper's code's figures are constants from one earlier sitting on another machine: the
-    # column header, the footer and the JSON say so rather than presenting them side by side.
-    ratio = bench.vs_reference(reference_result())
-    assert ratio.pop("reference_machine") == bench.REFERENCE_MACHINE
-    assert ratio == pytest.approx({"train_sps": 2.0, "sgd_steps_per_s": 2.0, "peak_rss_gib": 0.5})
-    assert "AMD EPYC" in bench.REFERENCE_MACHINE and "2 cores" in bench.REFERENCE_MACHINE
-    bench.print_table([reference_result()])
-    out = capsys.readouterr().out
-    header = out.splitlines()[0]
-    assert f"vs paper's code, its figures from {bench.REFERENCE_MACHINE}" in header
-    assert "| train sps x2.00, SGD x2.00, RSS x0.50 |" in out
-    assert "side by side in one sitting" in out
-
-
-def test_no_reference_column_off_the_reference_setup(capsys):
-    # Another env (or a GPU) is not the setup the constants were measured on: no ratio at all.
-    off = reference_result(env_id="humanoid")
-    assert bench.vs_reference(off) is None
-    bench.print_table([off])
-    out = capsys.readouterr().out
-    assert "paper's code" not in out and "AMD EPYC" not in out
-    assert out.splitlines()[2].startswith("| 4 | 1 |")
+    bench.print_table([result, {**result, "critic_depth": 16}])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[1].count("---") == len(bench.COLUMNS)
+    assert lines[2].startswith("| 4 | 1 |") and lines[3].startswith("| 16 | 1 |")
+    assert "paper" not in "\n".join(lines)
 
 
 def test_measure_reports_each_stage_and_can_skip_the_breakdown_and_floors():
