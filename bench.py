@@ -25,6 +25,10 @@ For one config it measures, and prints and writes as JSON:
 CPU devices) and prints the scaling efficiency. `--compile_only` stops after
 compiling the training step and reports XLA's memory plan (temp_gib: activations and
 other scratch), for depths too slow to run on the machine at hand.
+
+`--reference DIR` (an install of the authors' code: DIR/venv/bin/python, DIR/src/train.py)
+runs their code and ours alternately, per depth, on the CPU and the same config, and prints
+the ratio of end-to-end env steps/s; without it no figure is compared with another code's.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import jax
@@ -66,6 +72,11 @@ class Bench(train.Config):
     """Only compile the training step: compile time and XLA's memory plan (for depths too slow to run)."""
     json_out: Optional[str] = "bench.json"
     """Where to write the results as JSON; None = do not write."""
+    # --- side by side with the authors' code
+    reference: Optional[str] = None
+    """An install of the authors' code (scaling-crl): a folder with venv/bin/python and src/train.py.
+    Each depth then runs theirs and ours alternately, on the CPU, on this config, and prints the
+    ratio of their end-to-end env steps/s. None = no comparison."""
 
 
 def network_flops(batch: int, in_dim: int, width: int, depth: int, out_dim: int) -> float:
@@ -337,12 +348,16 @@ def device_env(count: Optional[int]) -> dict:
     return env
 
 
-def measure_in_subprocess(config: train.Config, args: "Bench", devices: Optional[int]) -> dict:
-    """One measurement in a fresh process: clean peak memory, compile caches and device count."""
+def measure_in_subprocess(
+    config: train.Config, args: "Bench", devices: Optional[int], cpu: bool = False
+) -> dict:
+    """One measurement in a fresh process: clean peak memory, compile caches and device count;
+    `cpu` hides any GPU."""
     flags = [a for f in dataclasses.fields(config) for a in (f"--{f.name}", str(getattr(config, f.name)))]
     cmd = [sys.executable, __file__, *flags, "--epochs", str(args.epochs), "--json_out", "None"]
     cmd += ["--compile_only", "True"] if args.compile_only else []
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=device_env(devices)).stdout
+    env = {**device_env(devices), **({"JAX_PLATFORMS": "cpu"} if cpu else {})}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -411,10 +426,118 @@ def print_scaling(results: list[dict]) -> None:
             )
 
 
+def side_by_side(config: train.Config, args: Bench, install: Path) -> list[dict]:
+    """Per depth: ours (a fresh process, on the CPU), then the authors' code, on one config."""
+    if args.compile_only or args.device_counts:
+        raise ValueError(
+            "--reference times whole epochs on one device: drop --compile_only and --device_counts"
+        )
+    results = []
+    for depth in args.depths or (config.critic_depth,):
+        one = dataclasses.replace(config, actor_depth=depth, critic_depth=depth) if args.depths else config
+        ours = measure_in_subprocess(one, args, None, cpu=True)
+        theirs = run_authors(one, install, args.epochs)
+        ours["authors_code"] = {**theirs, "ratio": ours["train_sps"] / theirs["train_sps"]}
+        results.append(ours)
+        print(f"depth {depth} done", file=sys.stderr)
+    print_table(results)
+    print_side_by_side(results)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+# The authors' train.py (tyro, dashed booleans) on the flags both codes share.
+AUTHORS_FLAGS = ("env_id", "num_envs", "unroll_length", "batch_size", "critic_network_width",
+                 "actor_network_width", "critic_depth", "actor_depth",
+                 "num_sgd_batches_per_training_step", "min_replay_size", "num_eval_envs")  # fmt: skip
+AUTHORS_EPOCH = re.compile(
+    r"^epoch (\d+) out of \d+ complete\. metrics: \{.*?'training/sps': ([0-9.eE+-]+)", re.M
+)
+AUTHORS_STEPS = re.compile(r"^num_training_steps_per_epoch: (\d+)", re.M)
+
+
+def authors_command(config: train.Config, install: Path, epochs: int) -> list[str]:
+    """The authors' train.py on `config`, with 1 + `epochs` epochs of exactly our training steps per
+    epoch (their code derives that count from the budget: (total - min_replay x envs) //
+    (epochs x envs x unroll), so the budget is chosen to give it)."""
+    s = train.schedule(config)
+    per_unroll = config.num_envs * config.unroll_length
+    total = (s.prefill_unrolls + (1 + epochs) * s.training_steps_per_epoch) * per_unroll
+    flags = [a for name in AUTHORS_FLAGS for a in (f"--{name}", str(getattr(config, name)))]
+    return [str(install / "venv" / "bin" / "python"), "train.py", *flags, "--total_env_steps", str(total),
+            "--num_epochs", str(1 + epochs), "--no-track", "--no-capture-vis", "--no-checkpoint"]  # fmt: skip
+
+
+def authors_sps(log: str, training_steps: int, per_unroll: int) -> dict:
+    """Env steps/s of the authors' run from its log: their own `training/sps` (the jitted epoch,
+    evaluation excluded) for every epoch after the first, which compiles; the best of them, as
+    ours takes the fastest timed epoch."""
+    steps = [int(n) for n in AUTHORS_STEPS.findall(log)]
+    if not steps or steps[-1] != training_steps:
+        done = steps[-1] if steps else "no"
+        raise ValueError(f"the authors' run did {done} training steps per epoch, not {training_steps}")
+    sps = [float(v) for _, v in AUTHORS_EPOCH.findall(log)]
+    if len(sps) < 2:
+        raise ValueError(f"the authors' run finished {len(sps)} epoch(s); it needs 2 (the first compiles)")
+    return {"train_sps": max(sps[1:]), "epoch_sps": sps, "env_steps_per_epoch": training_steps * per_unroll}
+
+
+def run_authors(config: train.Config, install: Path, epochs: int) -> dict:
+    """One run of the authors' code on `config` (CPU), in its own install and folder."""
+    cmd = authors_command(config, install, epochs)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=install / "src", capture_output=True, text=True, env=env)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        last = (log.strip().splitlines() or [""])[-1]
+        raise ValueError(f"the authors' run failed (status {proc.returncode}): {last}")
+    s = train.schedule(config)
+    return authors_sps(log, s.training_steps_per_epoch, config.num_envs * config.unroll_length)
+
+
+def check_install(folder: str) -> Path:
+    install = Path(folder).expanduser().resolve()
+    for need in (install / "venv" / "bin" / "python", install / "src" / "train.py"):
+        if not need.exists():
+            raise ValueError(
+                f"--reference {folder}: no {need} (an install of the authors' code has venv/ and src/)"
+            )
+    return install
+
+
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def print_side_by_side(results: list[dict]) -> None:
+    print("\n| depth | ours: train sps | authors' code: train sps | ours / authors' |\n|---|---|---|---|")
+    for r in results:
+        theirs = r["authors_code"]
+        cells = [f"{r['critic_depth']}", f"{r['train_sps']:,.0f}", f"{theirs['train_sps']:,.0f}"]
+        print("| " + " | ".join(cells) + f" | x{theirs['ratio']:.2f} |")
+    print(
+        f"\nBoth codes ran alternately in this sitting, on this machine ({cpu_name()}), on the CPU, on the "
+        "same config; each figure is the fastest epoch after the compiling one."
+    )
+
+
 def main(args: Optional[list[str]] = None) -> None:
     args = cli.parse(Bench, args)
     config = train.Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(train.Config)})
     config = dataclasses.replace(config, track=False, checkpoint=False, capture_vis=False)
+    if args.reference is not None:
+        try:
+            side_by_side(config, args, check_install(args.reference))
+        except ValueError as e:
+            sys.exit(f"error: {e}")
+        return
     if not args.depths and not args.device_counts:
         results = [measure(config, args.epochs, args.compile_only)]
     else:

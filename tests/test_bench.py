@@ -1,10 +1,14 @@
 """The benchmark harness: FLOP count and one measurement on a tiny config."""
 
+import dataclasses
+import sys
+
 import jax
 import numpy as np
 import pytest
 
 import bench
+import cli
 import train
 from tests.test_train import tiny_config
 
@@ -94,3 +98,57 @@ def test_measure_reports_each_stage_and_can_skip_the_breakdown_and_floors():
         assert np.isfinite(result[key]) and result[key] > 0, key
     for key in ("critic_grad_ms", "physics_sps", "peak_matmul_tflops"):
         assert key not in result, key
+
+
+FAKE_AUTHORS_TRAIN = '''
+import sys
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+n = lambda k: int(args["--" + k])
+steps = (n("total_env_steps") - n("min_replay_size") * n("num_envs")) // (
+    n("num_epochs") * n("num_envs") * n("unroll_length"))
+print("num_training_steps_per_epoch: 0")
+print(f"num_training_steps_per_epoch: {steps}")
+for epoch, sps in zip(range(n("num_epochs")), [100.0, 400.0, 500.0]):
+    print(f"epoch {epoch} out of {n('num_epochs')} complete. metrics: {{'training/sps': {sps}, 'x': 1}}")
+'''
+
+
+def fake_authors_install(tmp_path):
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").symlink_to(sys.executable)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(FAKE_AUTHORS_TRAIN)
+    return tmp_path
+
+
+def test_side_by_side_with_the_authors_code_runs_both_and_prints_the_ratio(tmp_path, monkeypatch, capsys):
+    # Their code derives its training steps per epoch from the budget; the budget bench gives it
+    # must yield exactly ours, and their figure is the best epoch after the compiling one.
+    install = fake_authors_install(tmp_path / "authors")
+    calls = []
+
+    def ours(config, args, devices, cpu=False):
+        calls.append((config.critic_depth, cpu))
+        return {**bench.describe(config), "train_sps": 1000.0, "critic_depth": config.critic_depth}
+
+    monkeypatch.setattr(bench, "measure_in_subprocess", ours)
+    args = cli.parse(bench.Bench, ["--num_envs", "128", "--unroll_length", "62", "--min_replay_size", "1000",
+                                   "--total_env_steps", "214272", "--num_epochs", "1", "--depths", "4", "16",
+                                   "--epochs", "2", "--reference", str(install), "--json_out", "None"])  # fmt: skip
+    config = train.Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(train.Config)})
+    results = bench.side_by_side(config, args, bench.check_install(args.reference))
+    assert calls == [(4, True), (16, True)]
+    theirs = results[0]["authors_code"]
+    assert theirs["epoch_sps"] == [100.0, 400.0, 500.0] and theirs["train_sps"] == 500.0
+    assert theirs["ratio"] == pytest.approx(2.0)
+    out = capsys.readouterr().out
+    assert "| 4 | 1,000 | 500 | x2.00 |" in out and "| 16 | 1,000 | 500 | x2.00 |" in out
+    assert "alternately in this sitting, on this machine" in out
+    # A wrong step count in their log is refused rather than compared.
+    with pytest.raises(ValueError, match="did 3 training steps per epoch, not 10"):
+        bench.authors_sps("num_training_steps_per_epoch: 3\n", 10, 128 * 62)
+
+
+def test_side_by_side_without_an_install_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match=r"^error: --reference .*nowhere: no .*venv/bin/python"):
+        bench.main(["--reference", str(tmp_path / "nowhere")])
