@@ -3,10 +3,13 @@
 `visualize` (called by train.py after training with --capture_vis, and by
 `evaluation.py --html/--video/--heatmap`) writes, for the evaluation policy:
 
-* render_<i>.html: brax's 3-D viewer of rollout i. brax's own viewer code and
-  the trajectory are inside the file; three.js and lil-gui, which the brax
-  wheel does not ship, still come from the internet when the page opens (the
-  page says so, see `html_page`);
+* render_<i>.html: brax's 3-D viewer of rollout i, its camera framing the
+  robot, objects and goal. The file holds everything it runs: the trajectory,
+  brax's viewer code, and three.js and lil-gui (which the brax wheel does not
+  ship) from a local cache that `bash scripts/fetch_viewer_libs.sh` fills once
+  from the npm registry (`viewer_cache`), so it opens offline. Without that
+  cache the page fetches them from the internet when it opens, and says so
+  (see `html_page`);
 * render_<i>.mp4: the same rollout filmed with MuJoCo's offscreen renderer,
   headless EGL or OSMesa (see `gl_backend`; without either: one warning, no
   videos, the run goes on);
@@ -288,18 +291,31 @@ def render_video(
 
 
 # =============================================================================
-# HTML: brax's viewer, its own code inlined
+# HTML: brax's viewer, its code and its libraries inlined
 # =============================================================================
 
 _VIEWER_DIR = Path(brax_json.__file__).resolve().parents[1] / "visualizer"
 _VIEWER_MODULES = ("viewer.js", "animator.js", "selector.js", "system.js")
 _LOCAL_PREFIX = "brax-viewer/"  # import-map names of the inlined viewer modules
-NEEDS_NETWORK = (
-    "This page draws with three.js and lil-gui, which the brax package does not ship: "
-    "the browser fetches them from the internet when the page opens. Offline, the viewer "
-    "stays blank (the trajectory and brax's viewer code are in this file); the MP4 of the "
-    "same name shows the same rollout."
-)
+VIEWER_CACHE_ENV = "CRL_VIEWER_CACHE"
+FETCH_SCRIPT = Path(__file__).resolve().parent / "scripts" / "fetch_viewer_libs.sh"
+_warned_no_viewer_libs = False
+
+
+def viewer_cache() -> Path:
+    """Where scripts/fetch_viewer_libs.sh puts three.js and lil-gui: $CRL_VIEWER_CACHE,
+    else $XDG_CACHE_HOME/deep-crl/viewer, else ~/.cache/deep-crl/viewer."""
+    if os.environ.get(VIEWER_CACHE_ENV):
+        return Path(os.environ[VIEWER_CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deep-crl" / "viewer"
+
+
+def fetch_command() -> str:
+    """The shell command that fills `viewer_cache()` (needs npm and the npm registry)."""
+    command = f"bash {FETCH_SCRIPT}"
+    if os.environ.get(VIEWER_CACHE_ENV):
+        command = f"{VIEWER_CACHE_ENV}={viewer_cache()} {command}"
+    return command
 
 
 def _external_imports() -> dict[str, str]:
@@ -314,54 +330,231 @@ def _external_imports() -> dict[str, str]:
     return {name: url for name, url in imports.items() if name != "viewer"}
 
 
+# An npm package in a CDN URL: .../[npm/]<name>@<version>[/<path>] (unpkg, jsdelivr).
+_PACKAGE_URL = re.compile(r"https?://[^/]+/(?:npm/)?((?:@[\w.-]+/)?[\w.-]+@[\w.-]+)(?:/(.*))?$")
+
+
+def _package_of(url: str) -> tuple[str, str]:
+    """(name@version, path inside the package) of a CDN URL in brax's import map."""
+    found = _PACKAGE_URL.match(url)
+    if found is None:
+        raise RuntimeError(f"brax's viewer imports {url}, which names no npm package@version")
+    return found.group(1), found.group(2) or ""
+
+
+def viewer_packages() -> tuple[str, ...]:
+    """The npm packages (name@version) brax's viewer imports and the brax wheel lacks:
+    what scripts/fetch_viewer_libs.sh fetches."""
+    return tuple(dict.fromkeys(_package_of(url)[0] for url in _external_imports().values()))
+
+
+def _bare_imports(source: str) -> list[str]:
+    """The bare specifiers (not ./x, ../x, data: or URLs) a module imports statically."""
+    specifiers = re.findall(r"""(?:\bfrom|\bimport)\s*(['"])([^'"\n]+)\1""", source)
+    return [s for _, s in specifiers if not s.startswith((".", "/", "data:")) and "://" not in s]
+
+
+def _data_url(source: str) -> str:
+    return "data:text/javascript;base64," + base64.b64encode(source.encode()).decode("ascii")
+
+
+def _library_file(url: str, cache: Path) -> Path:
+    """The cached file a CDN URL of brax's import map stands for. A URL naming no file
+    (jsdelivr's `/+esm`) stands for the package's ES module (package.json "module")."""
+    package, inner = _package_of(url)
+    root = cache / package
+    if inner in ("", "+esm"):
+        try:
+            manifest = json.loads((root / "package.json").read_text())
+        except (OSError, ValueError):
+            return root / "package.json"
+        inner = manifest.get("module") or manifest.get("main") or "index.js"
+    return root / inner
+
+
+def _library_imports(cache: Path) -> tuple[dict[str, str], list[str]]:
+    """({import-map name: data: URL} for every library module brax's viewer imports,
+    directly or through another library module, read from `cache`; the files missing
+    there). Each specifier gets its own entry (a data: URL cannot be a folder prefix)."""
+    external = _external_imports()
+    todo = [s for name in _VIEWER_MODULES for s in _bare_imports((_VIEWER_DIR / "js" / name).read_text())]
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    while todo:
+        specifier = todo.pop(0)
+        if specifier in found or specifier.startswith(_LOCAL_PREFIX):
+            continue
+        if specifier in external:
+            url = external[specifier]
+        else:
+            prefixes = [k for k in external if k.endswith("/") and specifier.startswith(k)]
+            prefix = max(prefixes, key=len, default=None)
+            if prefix is None:
+                raise RuntimeError(f"brax's viewer imports {specifier!r}, which its import map does not name")
+            url = external[prefix] + specifier[len(prefix) :]
+        path = _library_file(url, cache)
+        if not path.is_file():
+            missing.append(str(path.relative_to(cache)))
+            found[specifier] = url
+            continue
+        source = path.read_text()
+        found[specifier] = _data_url(source)
+        todo.extend(_bare_imports(source))
+    return found, missing
+
+
 def _viewer_module(name: str) -> str:
     """One of brax's viewer modules as a data: URL, its relative imports ('./x.js', which
     cannot resolve from a data: URL) renamed to their import-map names."""
     source = (_VIEWER_DIR / "js" / name).read_text()
     source = re.sub(r"""(from\s+)(['"])\./([\w-]+\.js)\2""", rf"\1\2{_LOCAL_PREFIX}\3\2", source)
-    return "data:text/javascript;base64," + base64.b64encode(source.encode()).decode("ascii")
+    return _data_url(source)
+
+
+def needs_network_note(cache: Path, missing: list[str]) -> str:
+    """What a page written without the cached libraries says (and the run logs once)."""
+    return (
+        f"This page draws with three.js and lil-gui ({', '.join(viewer_packages())}), which were not "
+        f"in {cache} when it was written (missing: {', '.join(missing)}): the browser fetches them "
+        "from the internet when the page opens, and offline the viewer stays blank (the MP4 of the "
+        "same name, where there is one, shows the same rollout). To write pages that work offline, "
+        f"run once, on a machine with access to the npm registry: {fetch_command()}"
+    )
+
+
+def _report_no_viewer_libs(cache: Path, missing: list[str]) -> None:
+    """Once per process, one line: several pages (and runs) share one message."""
+    global _warned_no_viewer_libs
+    if not _warned_no_viewer_libs:
+        log.warning(
+            "HTML pages will need the internet to draw: three.js and lil-gui are not in %s (missing: %s); "
+            "to write pages that work offline, run once: %s",
+            cache,
+            ", ".join(missing),
+            fetch_command(),
+        )
+        _warned_no_viewer_libs = True
+
+
+def camera_framing(sys_, states: list, elevation: float = 55.0) -> dict:
+    """Where the viewer's camera starts: looking at the centre of the box that holds every
+    body (its geoms included; the world's floor and walls excluded) in every frame, from
+    the azimuth of brax's default camera, `elevation` degrees above the horizontal, and
+    just far enough that the box's corners fit the 40-degree view (both ways, so a page
+    wider than high shows it all). Robot, objects and goal marker are bodies: all of them
+    stay in view for the whole rollout."""
+    model = sys_.mj_model
+    pos = np.stack([np.asarray(s.x.pos, np.float64).reshape(-1, 3) for s in states])  # [T, links, 3]
+    rot = np.stack([np.asarray(s.x.rot, np.float64).reshape(-1, 4) for s in states])  # [T, links, wxyz]
+    # Every geom of a link (planes, unbounded, skipped) as a sphere: its centre in the world
+    # in every frame, its bounding radius.
+    geoms = [
+        g
+        for g in range(model.ngeom)
+        if 0 < model.geom_bodyid[g] <= pos.shape[1] and model.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE
+    ]
+    links = np.array([model.geom_bodyid[g] - 1 for g in geoms], int)
+    offset = np.array([model.geom_pos[g] for g in geoms]).reshape(-1, 3)
+    w, v = rot[:, links, :1], rot[:, links, 1:]  # rotate offset by each link's quaternion
+    t = 2 * np.cross(v, offset[None])
+    centre = pos[:, links] + offset[None] + w * t + np.cross(v, t)
+    bound = np.array([model.geom_rbound[g] for g in geoms])[None, :, None]
+    points = np.concatenate([pos, centre - bound, centre + bound], axis=1)
+    low, high = points.min(axis=(0, 1)), points.max(axis=(0, 1))
+    target = (low + high) / 2
+    azimuth, el = np.arctan2(8.0, 5.0), np.deg2rad(elevation)  # brax's default camera sits at (5, 8, 2)
+    back = np.array([np.cos(el) * np.cos(azimuth), np.cos(el) * np.sin(azimuth), np.sin(el)])
+    right = np.cross(-back, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, -back)
+    corners = np.array(np.meshgrid(*zip(low, high), indexing="ij")).reshape(3, -1).T
+    rel = corners - target
+    across = np.abs(np.stack([rel @ right, rel @ up], -1)).max(-1)  # off the view's axis
+    towards = rel @ back  # towards the camera
+    tan_half = np.tan(np.deg2rad(40.0 / 2))  # brax's camera: 40-degree vertical fov
+    distance = max(float(np.max(1.1 * across / tan_half + towards)), float(np.max(towards)) + 0.2, 0.3)
+    return {
+        "target": [round(float(v), 4) for v in target],
+        "position": [round(float(v), 4) for v in target + distance * back],
+        "distance": round(distance, 4),
+        "radius": round(float(np.linalg.norm(high - low)) / 2, 4),
+    }
 
 
 def html_page(sys_, states: list, height: int = 480) -> str:
-    """A page showing `states` (brax pipeline states) of system `sys_` in brax's viewer.
+    """A page showing `states` (brax pipeline states) of system `sys_` in brax's viewer,
+    its camera framing every body over the whole rollout (`camera_framing`).
 
-    Unlike brax.io.html.render, the trajectory is plain JSON in the page (no pako to
-    inflate it), brax's viewer modules are inlined from the installed wheel (no fetch of
-    viewer.js), and there is no import-map polyfill. three.js and lil-gui are still
-    fetched (NEEDS_NETWORK): the page keeps a visible note until the viewer has started.
+    Everything the page runs is in the file: the trajectory as plain JSON (no pako to
+    inflate it), brax's viewer modules from the installed wheel, and three.js (with the
+    add-ons the viewer imports) and lil-gui from `viewer_cache()`, as data: URLs in the
+    import map, so the file alone works offline. Without that cache (fill it with
+    scripts/fetch_viewer_libs.sh) the import map names the CDN URLs of brax's own page,
+    the page says so in a visible note (`needs_network_note`), and the process logs it
+    once.
     """
-    imports = {
-        **_external_imports(),
-        **{_LOCAL_PREFIX + name: _viewer_module(name) for name in _VIEWER_MODULES},
-    }
+    cache = viewer_cache()
+    libraries, missing = _library_imports(cache)
+    note = ""
+    if missing:
+        note = needs_network_note(cache, missing)
+        _report_no_viewer_libs(cache, missing)
+    imports = {**libraries, **{_LOCAL_PREFIX + name: _viewer_module(name) for name in _VIEWER_MODULES}}
     # "<" only occurs inside JSON strings, where \u003c is the same character: no string
     # in the trajectory can close the <script> element early.
     system = brax_json.dumps(sys_, states).replace("<", "\\u003c")
+    camera = json.dumps(camera_framing(sys_, states))
     import_map = json.dumps({"imports": imports}, indent=2)
+    note_html = f'<p id="needs-network">{note.replace("<", "&lt;")}</p>\n' if note else ""
+    note_comment = f"<!-- Offline viewing: {note} -->\n" if note else ""
     return f"""<!DOCTYPE html>
 <html>
-<!-- Offline viewing: {NEEDS_NETWORK} -->
-<head>
+{note_comment}<head>
 <meta charset="utf-8">
 <title>Brax visualizer</title>
 <style>
   body {{ margin: 0; padding: 0; font-family: sans-serif; }}
   #brax-viewer {{ height: {int(height)}px; margin: 0; padding: 0; }}
-  #needs-network {{ padding: 0.5em 1em; background: #fff3cd; }}
+  #needs-network {{ padding: 0.5em 1em; margin: 0; background: #fff3cd; }}
 </style>
 <script type="importmap">
 {import_map}
 </script>
 <script type="application/json" id="brax-system">{system}</script>
+<script type="application/json" id="brax-camera">{camera}</script>
 </head>
 <body>
-<p id="needs-network">{NEEDS_NETWORK}</p>
-<div id="brax-viewer"></div>
+{note_html}<div id="brax-viewer"></div>
 <script type="module">
+  import * as THREE from 'three';
   import {{Viewer}} from '{_LOCAL_PREFIX}viewer.js';
   const system = JSON.parse(document.getElementById('brax-system').textContent);
-  new Viewer(document.getElementById('brax-viewer'), system);
-  document.getElementById('needs-network').remove();  // the libraries loaded
+  const view = JSON.parse(document.getElementById('brax-camera').textContent);
+  const viewer = new Viewer(document.getElementById('brax-viewer'), system);
+  // The camera orbits a fixed point framing every body of the rollout (render.camera_framing)
+  // instead of following the first body from brax's default distance; selecting a body
+  // still follows it, deselecting it comes back here.
+  const centre = new THREE.Object3D();
+  centre.position.fromArray(view.target);
+  viewer.scene.add(centre);
+  viewer.defaultTarget = viewer.target = centre;
+  viewer.controls.target.copy(centre.position);
+  viewer.controlTargetPos.copy(centre.position);
+  viewer.camera.position.fromArray(view.position);
+  viewer.camera.followDistance = view.distance * 1.01;
+  viewer.camera.far = Math.max(100, 4 * view.distance);
+  viewer.camera.updateProjectionMatrix();
+  viewer.scene.fog.near = Math.max(viewer.scene.fog.near, 2 * view.distance);
+  viewer.scene.fog.far = Math.max(viewer.scene.fog.far, 3 * view.distance);
+  const shadow = viewer.dirLight.shadow.camera, reach = Math.max(10, 1.5 * view.radius);
+  [shadow.left, shadow.right, shadow.top, shadow.bottom] = [-reach, reach, reach, -reach];
+  shadow.far = Math.max(shadow.far, 20 + 2 * reach);
+  shadow.updateProjectionMatrix();
+  viewer.controls.update();
+  viewer.setDirty();
+  window.braxViewer = viewer;
+  document.getElementById('needs-network')?.remove();  // the libraries loaded
+  requestAnimationFrame(() => requestAnimationFrame(() => {{ document.body.dataset.viewer = 'drawn'; }}));
 </script>
 </body>
 </html>

@@ -123,15 +123,18 @@ def test_visualize_writes_html_video_and_heatmap(maze_trainer, tmp_path, caplog)
 
     if render.gl_backend() is not None:
         assert "render_0.mp4" in names
-        frames, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "render_0.mp4"))
-        assert frames == VIS_LENGTH
+        frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "render_0.mp4"))
+        assert frames == VIS_LENGTH  # at the env's own rate: one frame per env step
+        assert seconds == pytest.approx(VIS_LENGTH * float(trainer.eval_env.dt), rel=0.05)
     else:
         assert "render_0.mp4" not in names and len(no_gl_warnings(caplog)) == 1
 
     heatmap = tmp_path / "qvalue_heatmap.png"
     assert "qvalue_heatmap.png" in names
     with Image.open(heatmap) as image:
-        assert image.size == (640, 480)
+        assert image.format == "PNG" and image.size == (640, 480)
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # not blank
     assert sorted(names) == sorted(p.name for p in tmp_path.iterdir())
 
 
