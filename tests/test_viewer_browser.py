@@ -173,7 +173,10 @@ def open_page(browser: Browser, path: Path, wait_for_drawn: bool = True, timeout
     deadline = time.monotonic() + timeout
     state = None
     while time.monotonic() < deadline:
-        state = evaluate("document.readyState === 'complete' && (document.body.dataset.viewer || 'loaded')")
+        try:
+            state = evaluate(READY_JS)
+        except RuntimeError:  # between documents: no execution context yet
+            state = None
         if state == "drawn" or (state == "loaded" and not wait_for_drawn):
             break
         time.sleep(0.2)
@@ -181,6 +184,7 @@ def open_page(browser: Browser, path: Path, wait_for_drawn: bool = True, timeout
         time.sleep(2.0)  # give the module imports their chance to fail
     page = Page(state=state)
     page["framing"] = evaluate(FRAMING_JS) if state == "drawn" else None
+    page["default_framing"] = evaluate(DEFAULT_CAMERA_JS) if state == "drawn" else None
     page["note"] = evaluate("document.getElementById('needs-network')?.textContent ?? null")
     page["canvases"] = evaluate("document.querySelectorAll('#brax-viewer canvas').length")
     shot = browser.send(
@@ -215,6 +219,7 @@ def console_errors(events: list[dict]) -> list[str]:
     return errors
 
 
+READY_JS = "document.readyState === 'complete' && (document.body.dataset.viewer || 'loaded')"
 # Every body's position, in every frame of the trajectory, projected by the viewer's camera
 # (normalized device coordinates: the view is [-1, 1]^2).
 FRAMING_JS = """
@@ -317,22 +322,9 @@ def test_page_draws_offline_and_frames_the_scene(env_id, viewer_libs, browser, t
 
 
 def test_control_brax_default_camera_leaves_the_reacher_a_small_patch(viewer_libs, browser, tmp_path):
-    path = write_page("reacher", tmp_path / "reacher.html")
-    target = browser.send("Target.createTarget", {"url": path.as_uri()})["targetId"]
-    session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-    deadline, points = time.monotonic() + 60, None
-    while points is None and time.monotonic() < deadline:
-        result = browser.send(
-            "Runtime.evaluate",
-            {"expression": f"document.body?.dataset.viewer === 'drawn' ? {DEFAULT_CAMERA_JS} : null",
-             "returnByValue": True},
-            session,
-        )  # fmt: skip
-        points = result["result"].get("value")
-        time.sleep(0.2)
-    browser.send("Target.closeTarget", {"targetId": target})
-    assert points is not None
-    assert "small patch" in framing_problem(points)
+    page = open_page(browser, write_page("reacher", tmp_path / "reacher.html"))
+    assert page["state"] == "drawn" and framing_problem(page["framing"]) is None
+    assert "small patch" in framing_problem(page["default_framing"])
 
 
 def test_control_without_the_libraries_the_page_says_so_and_draws_nothing_offline(
