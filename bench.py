@@ -488,6 +488,10 @@ def run_authors(config: train.Config, install: Path, epochs: int) -> dict:
     """One run of the authors' code on `config` (CPU), in its own install and folder."""
     cmd = authors_command(config, install, epochs)
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+    # Importing envs added an XLA flag for the arm tasks that their older XLA does not know (and
+    # aborts on); the rest of XLA_FLAGS is the user's and goes to both codes.
+    xla_flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_cpu_use_fusion_emitters" not in f]
+    env["XLA_FLAGS"] = " ".join(xla_flags)
     proc = subprocess.run(cmd, cwd=install / "src", capture_output=True, text=True, env=env)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:

@@ -101,7 +101,10 @@ def test_measure_reports_each_stage_and_can_skip_the_breakdown_and_floors():
 
 
 FAKE_AUTHORS_TRAIN = '''
+import os
 import sys
+# Their older XLA aborts on the flag that importing envs adds for the arm tasks.
+assert "fusion_emitters" not in os.environ["XLA_FLAGS"] and "device_count=1" in os.environ["XLA_FLAGS"]
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 n = lambda k: int(args["--" + k])
 steps = (n("total_env_steps") - n("min_replay_size") * n("num_envs")) // (
@@ -125,11 +128,14 @@ def test_side_by_side_with_the_authors_code_runs_both_and_prints_the_ratio(tmp_p
     # Their code derives its training steps per epoch from the budget; the budget bench gives it
     # must yield exactly ours, and their figure is the best epoch after the compiling one.
     install = fake_authors_install(tmp_path / "authors")
+    monkeypatch.setenv(
+        "XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false --xla_force_host_platform_device_count=1"
+    )
     calls = []
 
     def ours(config, args, devices, cpu=False):
         calls.append((config.critic_depth, cpu))
-        return {**bench.describe(config), "train_sps": 1000.0, "critic_depth": config.critic_depth}
+        return {"train_sps": 1000.0, "critic_depth": config.critic_depth, "device_count": 1}
 
     monkeypatch.setattr(bench, "measure_in_subprocess", ours)
     args = cli.parse(bench.Bench, ["--num_envs", "128", "--unroll_length", "62", "--min_replay_size", "1000",
