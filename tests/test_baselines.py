@@ -350,3 +350,28 @@ def test_tiny_run_and_exact_resume_after_epoch_1(module, tmp_path, monkeypatch):
     monkeypatch.undo()
     module.train_run(config)
     assert records(tmp_path / "resumed") == rec
+
+
+# -- job.slurm: ALGO picks the program ------------------------------------------------------------------
+
+from tests.test_slurm import run as run_job  # noqa: E402
+from tests.test_slurm import slurm  # noqa: E402,F401  (the fixture: stand-in srun, scontrol, repository)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_job_slurm_algo_runs_the_baseline_under_its_own_name(slurm, algo):  # noqa: F811
+    logs, env = slurm
+    result = run_job(env(ALGO=algo, ENV_ID="ant", DEPTH="16", SEED="1"))
+    assert result.returncode == 0, result.stderr
+    args = (logs / "srun_args").read_text().split()
+    assert args[args.index("run") + 1] == f"{algo}.py"
+    assert args[args.index("--run_dir") + 1] == f"runs/ant__{algo}_depth16__s1__777"
+    assert args[args.index("--exp_name") + 1] == f"{algo}_depth16"
+    assert f"{algo}.py exited with status 0" in result.stdout
+
+
+def test_job_slurm_refuses_an_unknown_algo(slurm):  # noqa: F811
+    logs, env = slurm
+    result = run_job(env(ALGO="ppo"))
+    assert result.returncode == 2 and "job.slurm: ALGO=ppo; use crl, sac or td3" in result.stderr
+    assert not (logs / "srun_args").exists()
