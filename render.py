@@ -46,6 +46,7 @@ import re
 import subprocess
 import sys
 import warnings
+from html import escape as escape_html
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
@@ -505,8 +506,8 @@ def html_page(sys_, states: list, height: int = 480) -> str:
     system = brax_json.dumps(sys_, states).replace("<", "\\u003c")
     camera = json.dumps(camera_framing(sys_, states))
     import_map = json.dumps({"imports": imports}, indent=2)
-    note_html = f'<p id="needs-network">{note.replace("<", "&lt;")}</p>\n' if note else ""
-    note_comment = f"<!-- Offline viewing: {note} -->\n" if note else ""
+    note_html = f'<p id="needs-network">{escape_html(note)}</p>\n' if note else ""
+    note_comment = f"<!-- Offline viewing: {note.replace('--', '- -')} -->\n" if note else ""
     return f"""<!DOCTYPE html>
 <html>
 {note_comment}<head>
