@@ -166,18 +166,22 @@ def doc_commands() -> list[tuple[str, str, list[str]]]:
 
 
 def parser_of(script: str):
+    """The dataclass a script's command line parses into (a script of its own: its Config)."""
+    import importlib
+
     import bench
     import evaluation
     import plot
     import report
 
-    return {
+    known = {
         "train": train.Config,
         "bench": bench.Bench,
         "evaluation": evaluation.EvalArgs,
         "plot": plot.PlotArgs,
         "report": report.ReportArgs,
-    }[script]
+    }
+    return known[script] if script in known else importlib.import_module(script).Config
 
 
 def test_every_command_in_the_docs_parses():
