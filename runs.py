@@ -345,13 +345,16 @@ def save_checkpoint(manager, params: dict, train_state: dict, meta: dict) -> Pat
         )
         manager.wait_until_finished()
     except Exception as e:  # noqa: BLE001 -- disk full, permissions, unsavable leaf: all end alike
-        # Orbax's writer threads may still be busy with the failed save; left running they
-        # print a traceback when the interpreter exits.
+        # Orbax's writer threads may still be busy with the failed save; left running, they meet
+        # the interpreter's shutdown and print tracebacks after the run's error line.
         with contextlib.suppress(Exception):
             manager.close()
+        for thread in threading.enumerate():
+            if type(thread).__module__.startswith("orbax.") and thread is not threading.current_thread():
+                thread.join(timeout=60)
         for tmp in Path(manager.directory).glob(f"epoch_{epoch}.orbax-checkpoint-tmp*"):
             shutil.rmtree(tmp, ignore_errors=True)
-        cause = (str(e).strip().splitlines() or [""])[0][:300]
+        cause = (str(e).strip().splitlines() or [""])[0][:300].rstrip(".")
         raise CheckpointError(f"could not write checkpoint {path}: {type(e).__name__}: {cause}") from e
     return path
 
@@ -675,10 +678,12 @@ class Run:
                 # The run stops (exit 1) rather than training on: every later epoch would be lost
                 # at the next preemption or crash, and a cause such as a full disk or a bad path
                 # needs a person. Not EXIT_REQUEUE: a requeued job would fail the same way.
-                raise CheckpointError(
-                    f"{e}; stopping after epoch {epoch}. Last good checkpoint (intact): "
-                    f"{self.last_checkpoint or 'none saved yet'}; the same command resumes from it"
-                ) from e
+                last = (
+                    f"Last good checkpoint (intact): {self.last_checkpoint}; the same command resumes from it"
+                    if self.last_checkpoint
+                    else "No checkpoint saved yet: the same command starts afresh"
+                )
+                raise CheckpointError(f"{e}; stopping after epoch {epoch}. {last}") from e
 
     def check_stop(self, epoch: int) -> None:
         if self.stopping and epoch < self.config.num_epochs:

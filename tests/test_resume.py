@@ -186,3 +186,49 @@ def test_sigusr1_checkpoints_the_epoch_and_exits_for_requeue(tmp_path):
     whole = {**config, "run_dir": str(tmp_path / "whole"), "track": False, "checkpoint": False}
     train.train(tiny_config(tmp_path, **whole))
     assert records(run_dir) == records(tmp_path / "whole")
+
+
+# Run as `python -c`: train.py's command line, whose save of epoch 2 meets a leaf that orbax cannot
+# write (a stand-in for a full disk or a lost mount).
+UNSAVABLE_EPOCH_2 = """
+import sys
+import runs
+import train
+
+real = runs.save_checkpoint
+
+
+def save_checkpoint(manager, params, train_state, meta):
+    if meta["epoch"] == 2:
+        train_state = {**train_state, "unsavable": object()}
+    return real(manager, params, train_state, meta)
+
+
+runs.save_checkpoint = save_checkpoint
+train.main(sys.argv[1:])
+"""
+
+
+def test_a_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    settings = dict(num_epochs=4, total_env_steps=160 + 4 * 2 * 40, checkpoint_every=1, checkpoint_keep=1)
+    config = {**TINY, **settings, "checkpoint": True, "run_dir": str(run_dir)}
+    failed = subprocess.run(
+        [sys.executable, "-c", UNSAVABLE_EPOCH_2, *cli_args(config)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: could not write checkpoint {(run_dir / 'checkpoints').absolute()}/epoch_2: ")
+    assert last.endswith(f"Last good checkpoint (intact): {run_dir / 'checkpoints' / 'epoch_1'}; the same "
+                         "command resumes from it"), last  # fmt: skip
+    # With checkpoint_keep 1, epoch 1 is still there: nothing is pruned for a save that failed,
+    # and the half-written folder is gone.
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch_1"]
+    assert [r["epoch"] for r in records(run_dir)] == [1, 2]
+
+    out = train.train(tiny_config(tmp_path, **config))  # the same command again resumes from epoch 1
+    assert out["epoch"] == 4
+    assert records(run_dir) == uninterrupted
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch_4"]
