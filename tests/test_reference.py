@@ -12,9 +12,11 @@ Parameter-tree mapping (authors' flat flax names -> ours), n = depth // 4 residu
     Dense_{4n+1}                          -> Dense_0   (encoder output; actor mean head)
     Dense_{4n+2}                          -> Dense_1   (actor log-std head)
 Tolerances are float32 ones: both sides run the same operations in a different order (our l2
-energy takes off-diagonal distances from |a|^2 + |b|^2 - 2ab, XLA fuses differently across jax
-0.4.23 and ours), so agreement is ~1e-6 relative; tests allow 2e-5 (forward, losses) and 1e-4 of
-the largest entry per gradient leaf. docs/parity.md has the figures.
+energy takes off-diagonal distances from |a|^2 + |b|^2 - 2ab, XLA fuses differently in jax 0.4.23
+and ours), measured at ~1e-6 relative. Tests allow 2e-5 (outputs, losses, log-probs) and 1e-5 of
+the largest entry per gradient leaf; after 3 Adam steps 1e-3 of each leaf's displacement (Adam
+divides by |gradient|, which amplifies rounding where a gradient is near 0; measured 1.8e-4).
+docs/parity.md has the figures (scripts/reference/figures.py prints them).
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def test_critic_loss_and_gradient(loss_setup):
     assert rel_err(metrics["logsumexp"], ref["critic_logsumexp"].mean()) < 2e-5
     for net in ("sa_encoder", "g_encoder"):
         for leaf, g in to_authors(grad[net], depth, 1).items():
-            assert rel_err(g, ref[f"critic_grad/{net}/{leaf}"]) < 1e-4, (net, leaf)
+            assert rel_err(g, ref[f"critic_grad/{net}/{leaf}"]) < 1e-5, (net, leaf)
 
 
 def actor_terms(nets, actor, critic, correction="authors", grad=True):
@@ -226,7 +228,7 @@ def test_actor_loss_and_gradient_with_the_authors_log_prob(loss_setup):
     assert rel_err(log_prob, ref["log_prob"]) < 2e-5
     assert rel_err(loss, ref["actor_loss"]) < 2e-5
     for leaf, g in to_authors(grad, depth, 2).items():
-        assert rel_err(g, ref[f"actor_grad/{leaf}"]) < 1e-4, leaf
+        assert rel_err(g, ref[f"actor_grad/{leaf}"]) < 1e-5, leaf
 
 
 def pre_tanh(nets, actor):
@@ -463,8 +465,9 @@ def test_window_starts_include_the_newest_window_here_but_not_there():
                         jnp.zeros((rows, num_envs, 1)), jnp.zeros((rows, num_envs), jnp.int32))
     f = jax.jit(jax.vmap(lambda k: replay.sample_indices(buf, k, window=window, gamma=0.99, num_batches=1,
                                                          batch_size=num_envs * window)))
-    idx = f(jax.random.split(jax.random.PRNGKey(1), 2000))
-    row, env = np.asarray(idx.row).reshape(2000, -1), np.asarray(idx.env).reshape(2000, -1)
+    draws = 1000
+    idx = f(jax.random.split(jax.random.PRNGKey(1), draws))
+    row, env = np.asarray(idx.row).reshape(draws, -1), np.asarray(idx.env).reshape(draws, -1)
     starts = np.concatenate([np.where(env == e, row, rows).min(1) for e in range(num_envs)])
     ours = np.bincount(starts, minlength=rows)
     assert ours[rows - window + 1:].sum() == 0 and (ours[: rows - window + 1] > 0).all()
