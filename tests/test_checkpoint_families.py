@@ -94,7 +94,7 @@ def assert_same_tree(got, want, what: str) -> None:
 @functools.lru_cache(maxsize=None)
 def setup_and_shapes(env_id: str):
     """(train.Setup, env, shapes of train.init's (TrainingState, env_state, buffer)) of a small
-    config: tracing an env's reset is the costly part (about 5 s for an MJX arm on a CPU)."""
+    config: tracing an env's reset is the costly part (several seconds for an MJX arm on a CPU)."""
     setup, env = train.make_setup(small_config(None, env_id))
     return setup, env, jax.eval_shape(partial(train.init, setup), jax.random.PRNGKey(0))
 
@@ -148,8 +148,9 @@ def advance(state):
 
 class StandIns:
     """train.build for these runs: a Trainer with the config's real env and sizes whose init,
-    prefill, training epoch and evaluation are cheap stand-ins over the real state structure. The epoch's metrics are checksums of the whole state, so any leaf that a resume
-    restores wrongly changes every later record. One Trainer per env id, shared by its runs.
+    prefill, training epoch and evaluation are cheap stand-ins over the real state structure.
+    The epoch's metrics are checksums of the whole state, so any leaf that a resume restores
+    wrongly changes every later record. One Trainer per env id, shared by its runs.
     `stop_in_epoch` n delivers SIGUSR1 to the run's handler during the n-th epoch call."""
 
     def __init__(self):

@@ -220,7 +220,8 @@ def test_a_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_pat
     assert failed.returncode == 1, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
     last = failed.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: could not write checkpoint {(run_dir / 'checkpoints').absolute()}/epoch_2: ")
+    checkpoints = (run_dir / "checkpoints").absolute()
+    assert last.startswith(f"error: could not write checkpoint {checkpoints}/epoch_2: "), last
     assert last.endswith(f"Last good checkpoint (intact): {run_dir / 'checkpoints' / 'epoch_1'}; the same "
                          "command resumes from it"), last  # fmt: skip
     # With checkpoint_keep 1, epoch 1 is still there: nothing is pruned for a save that failed,
