@@ -495,3 +495,50 @@ def test_evaluation_metrics_on_the_same_recorded_trajectory():
     success, _, done = make_fixtures.eval_table()
     assert 0 < ref["eval__episode_success_any"] < 1 and ref["eval__avg_episode_length"] < length
     assert ref["eval__episode_success"] < success.sum(1).mean()
+
+
+# ----- environments: sizes, goal indices, timing, compiled-model parameters ---------------------
+
+MODEL_ARRAYS = ("dof_damping", "dof_armature", "jnt_stiffness", "actuator_gear", "actuator_ctrl_range", "geom_friction")
+# Our arm scenes are our own model (envs/panda.py: primitive geoms), not the authors' mesh XML: for
+# arm_* only sizes, goal indices and timing are compared.
+OWN_MODEL = ("arm_",)
+# Known differences, as measured (authors', ours). reacher: the authors' code sets opt.timestep 0.005
+# with sys.tree_replace, which brax 0.10.1 (their pinned version) does not use for its spring
+# pipeline (it steps with sys.dt, still the XML's 0.01), so their reacher takes 0.04 s per env
+# step; ours 0.02 s (4 x 0.005, what their code asks for).
+KNOWN = {("reacher", "dt"): (0.04, 0.02), ("reacher", "sim_timestep"): (0.01, 0.005)}
+
+
+def our_env_facts(env_id):
+    import envs
+
+    e = envs.make(env_id)
+    facts = {"observation_size": e.observation_size, "action_size": e.action_size, "obs_dim": e.obs_dim,
+             "goal_start": e.goal_start, "goal_end": e.goal_end, "dt": float(e.dt), "n_frames": e._n_frames,
+             "sim_timestep": float(e.dt) / e._n_frames, "backend": e.backend}
+    if not env_id.startswith(OWN_MODEL):
+        s = e.sys
+        facts.update(dof_damping=s.dof_damping, dof_armature=s.dof_armature, jnt_stiffness=s.jnt_stiffness,
+                     actuator_gear=s.actuator.gear, actuator_ctrl_range=s.actuator.ctrl_range,
+                     geom_friction=s.geom_friction)
+    return facts
+
+
+# The arm envs take 30-55 s each to build on CPU: compared by scripts/reference/figures.py, not in CI.
+@pytest.mark.parametrize("env_id", [e for e in META["env_ids"] if not e.startswith(OWN_MODEL)])
+def test_env_sizes_timing_and_model_match_the_authors(env_id):
+    ref = load("env_facts")
+    for name, ours in our_env_facts(env_id).items():
+        theirs = ref[f"{env_id}/{name}"]
+        if theirs.dtype.kind in "US":
+            assert str(ours) == str(theirs), name
+            continue
+        ours = np.asarray(ours, np.float64)
+        if (env_id, name) in KNOWN:
+            want_theirs, want_ours = KNOWN[(env_id, name)]
+            np.testing.assert_allclose([float(theirs), float(ours)], [want_theirs, want_ours], rtol=1e-6,
+                                       err_msg=f"{env_id} {name} changed: update KNOWN and docs/parity.md")
+            continue
+        assert ours.shape == theirs.shape, (name, ours.shape, theirs.shape)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7, err_msg=name)

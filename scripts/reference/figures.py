@@ -88,6 +88,22 @@ def main():
     w = T.load("buffer_window")
     s = np.nonzero(w["starts"])[0]
     print(f"authors' window starts: {s.min()}..{s.max()} (rows {int(w['rows'])}, window {int(w['window'])})")
+    ref = T.load("env_facts")
+    print("\n| env | differs from the authors' |\n|---|---|")
+    for env_id in meta["env_ids"]:
+        diffs = []
+        for name, ours in T.our_env_facts(env_id).items():
+            theirs = ref[f"{env_id}/{name}"]
+            if theirs.dtype.kind in "US":
+                same = str(ours) == str(theirs)
+            else:
+                ours = np.asarray(ours, np.float64)
+                same = ours.shape == theirs.shape and np.allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+            if not same:
+                diffs.append(f"{name}: theirs {np.asarray(theirs).tolist()}, ours {np.asarray(ours).tolist()}")
+        sizes = ", ".join(f"{k} {ref[f'{env_id}/{k}']}" for k in ("observation_size", "action_size", "goal_start",
+                                                                      "goal_end", "n_frames"))
+        print(f"| {env_id} ({sizes}) | {'; '.join(diffs) or 'nothing'} |")
     e = T.load("evaluation")
     print("evaluation: " + ", ".join(f"{k.replace('__', '/')} {float(v):.4f}" for k, v in e.items()))
 

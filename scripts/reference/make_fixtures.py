@@ -376,6 +376,42 @@ def evaluation_fixture(src: Path):
     return {k.replace("/", "__"): np.float64(m[k]) for k in keep}
 
 
+ENV_IDS = ("ant", "reacher", "humanoid", "ant_u_maze", "ant_big_maze", "humanoid_u_maze", "arm_reach",
+           "arm_push_easy", "arm_binpick_easy")
+
+
+def env_facts_fixture(src: Path):
+    """Per env: sizes and goal indices as their make_env sets them (the closure inside main, taken
+    from their train.py with ast), timing, and compiled-model parameters from their env's sys."""
+    cwd = os.getcwd()
+    os.chdir(src)
+    sys.path.insert(0, str(src))
+    tree = ast.parse((src / "train.py").read_text())
+    main_block = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
+    make_env = next(n for n in main_block.body if isinstance(n, ast.FunctionDef) and n.name == "make_env")
+    out = {}
+    for env_id in ENV_IDS:
+        g = {"args": types.SimpleNamespace(env_id=env_id, obs_dim=0, goal_start_idx=0, goal_end_idx=0)}
+        exec(compile(ast.Module([make_env], []), str(src / "train.py"), "exec"), g)
+        env = g["make_env"](env_id)
+        a, sy = g["args"], env.sys
+        facts = {
+            "observation_size": env.observation_size, "action_size": env.action_size, "obs_dim": a.obs_dim,
+            "goal_start": a.goal_start_idx, "goal_end": a.goal_end_idx, "dt": float(env.dt),
+            "n_frames": env._n_frames, "sim_timestep": float(env.dt) / env._n_frames, "backend": env.backend,
+        }
+        for k, v in facts.items():
+            out[f"{env_id}/{k}"] = np.asarray(v)
+        arrays = {"dof_damping": sy.dof_damping, "dof_armature": sy.dof_armature, "jnt_stiffness": sy.jnt_stiffness,
+                  "actuator_gear": sy.actuator.gear, "actuator_ctrl_range": sy.actuator.ctrl_range,
+                  "geom_friction": sy.geom_friction}
+        for k, v in arrays.items():
+            out[f"{env_id}/{k}"] = np.asarray(v)
+        print(f"env {env_id}: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+    os.chdir(cwd)
+    return out
+
+
 def versions(src: Path) -> dict:
     import brax
     import flax
@@ -399,7 +435,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, required=True, help="the authors' checkout")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--parts", default="networks,losses,goal_sampling,buffer_window,evaluation",
+    p.add_argument("--parts", default="networks,losses,goal_sampling,buffer_window,evaluation,env_facts",
                    help="comma-separated subset to (re)compute; meta.json is updated in place")
     a = p.parse_args()
     parts = a.parts.split(",")
@@ -422,6 +458,8 @@ def main():
         np.savez_compressed(a.out / "goal_sampling.npz", **goal_sampling_fixture(a.src))
     if "buffer_window" in parts:
         np.savez_compressed(a.out / "buffer_window.npz", **buffer_window_fixture(a.src))
+    if "env_facts" in parts:
+        np.savez_compressed(a.out / "env_facts.npz", **env_facts_fixture(a.src))
     if "evaluation" in parts:
         np.savez_compressed(a.out / "evaluation.npz", **evaluation_fixture(a.src))
     commands = {**meta.get("commands", {}), **{part: " ".join(["python", *sys.argv]) for part in parts}}
@@ -434,7 +472,7 @@ def main():
         "network_configs": {k: list(v) for k, v in NETWORK_CONFIGS.items()},
         "network_batch": NETWORK_BATCH,
         "loss_config": list(LOSS_CONFIG), "loss_batch": LOSS_BATCH, "sgd_steps": SGD_STEPS,
-        "log_alpha": LOG_ALPHA, "eval_envs": EVAL_ENVS, "eval_length": EVAL_LENGTH, "lr": 3e-4, "logsumexp_penalty_coeff": 0.1, "target_entropy": -0.5 * ACTION_DIM,
+        "log_alpha": LOG_ALPHA, "eval_envs": EVAL_ENVS, "eval_length": EVAL_LENGTH, "env_ids": list(ENV_IDS), "lr": 3e-4, "logsumexp_penalty_coeff": 0.1, "target_entropy": -0.5 * ACTION_DIM,
         "param_specs": specs,
     }
     meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
