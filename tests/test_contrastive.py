@@ -86,7 +86,7 @@ def test_cos_on_hand_values():
 
 
 @pytest.mark.parametrize("name", ENERGIES)
-def test_energy_matches_broadcast_reference_and_its_matched_form(name):
+def test_energy_matches_its_broadcast_form_and_its_matched_form(name):
     k1, k2 = jax.random.split(jax.random.PRNGKey(3))
     phi = 2.0 * jax.random.normal(k1, (40, 16)) + 1.0
     psi = 2.0 * jax.random.normal(k2, (40, 16)) + 1.0
@@ -206,7 +206,7 @@ def lse(values):
     return m + math.log(np.exp(values - m).sum())
 
 
-def reference_loss(name, logits, valid, pen):
+def naive_loss(name, logits, valid, pen):
     """Loops over anchors; float64. Returns the scalar loss."""
     L = np.asarray(logits, np.float64)
     valid = np.asarray(valid, bool)
@@ -225,7 +225,7 @@ def reference_loss(name, logits, valid, pen):
     if name == "infonce_backward":
         return over(range(B), lambda j: lse(col(j)) - L[j, j] + pen * lse(col(j)) ** 2)
     if name == "symmetric_infonce":
-        return reference_loss("infonce", L, valid, pen) + reference_loss("infonce_backward", L, valid, pen)
+        return naive_loss("infonce", L, valid, pen) + naive_loss("infonce_backward", L, valid, pen)
     if name == "binary":
         return over(range(B), lambda i: (softplus(-L[i, i]) + sum(softplus(L[i, j]) for j in others(i))) / B)
     if name == "flatnce":
@@ -251,9 +251,9 @@ def reference_loss(name, logits, valid, pen):
     raise KeyError(name)
 
 
-def test_every_registered_loss_has_a_reference():
+def test_every_registered_loss_has_a_naive_form():
     for name in LOSSES:
-        reference_loss(name, np.eye(3), np.ones(3, bool), 0.1)
+        naive_loss(name, np.eye(3), np.ones(3, bool), 0.1)
 
 
 # Numbers typed by hand (penalty 0).
@@ -279,19 +279,19 @@ def test_loss_on_hand_typed_numbers(name, logits, want):
     loss, _ = C.CONTRASTIVE_LOSSES[name].fn(jnp.array(logits), jnp.ones(2, bool), 0.0)
     assert float(loss) == pytest.approx(want, rel=1e-6, abs=1e-6)
     assert float(loss) == pytest.approx(
-        reference_loss(name, logits, np.ones(2, bool), 0.0), rel=1e-6, abs=1e-6
+        naive_loss(name, logits, np.ones(2, bool), 0.0), rel=1e-6, abs=1e-6
     )
 
 
 @pytest.mark.parametrize("name", LOSSES)
 @pytest.mark.parametrize("pen", [0.0, 0.1])
-def test_loss_matches_reference_with_masked_rows(name, pen):
+def test_loss_matches_its_naive_form_with_masked_rows(name, pen):
     logits = 2.0 * jax.random.normal(jax.random.PRNGKey(0), (6, 6))
     for valid in ([True] * 6, [True, False, True, True, False, True], [False] * 6):
         valid = np.array(valid)
         loss, metrics = C.CONTRASTIVE_LOSSES[name].fn(logits, jnp.asarray(valid), pen)
         applied = pen if C.CONTRASTIVE_LOSSES[name].penalty_applies else 0.0
-        want = reference_loss(name, logits, valid, applied)
+        want = naive_loss(name, logits, valid, applied)
         assert float(loss) == pytest.approx(want, rel=1e-5, abs=1e-5)
         assert set(metrics) == {"categorical_accuracy", "logits_pos", "logits_neg", "logsumexp"}
 

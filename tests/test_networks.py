@@ -47,7 +47,7 @@ def test_blocks_are_scanned_with_stacked_parameters():
     assert len(kernels) == 4 and all(k.shape == (16, 16, 16) for k in kernels)
 
 
-def reference_torso(params, x, skip, act=jax.nn.swish):
+def layer_by_layer_torso(params, x, skip, act=jax.nn.swish):
     """The architecture written out layer by layer, for comparison with the scan."""
 
     def dense_norm(p, h):
@@ -68,12 +68,12 @@ def reference_torso(params, x, skip, act=jax.nn.swish):
 
 
 @pytest.mark.parametrize("skip,depth", [(4, 8), (2, 6), (0, 3)])
-def test_scanned_torso_equals_layer_by_layer_reference(skip, depth):
+def test_scanned_torso_equals_the_layer_by_layer_torso(skip, depth):
     torso = train.Torso(16, depth, skip, nn.swish)
     x = jax.random.normal(jax.random.PRNGKey(1), (5, 7))
     params = torso.init(jax.random.PRNGKey(0), x)
     got = torso.apply(params, x)
-    want = reference_torso(params["params"], x, skip)
+    want = layer_by_layer_torso(params["params"], x, skip)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
@@ -81,7 +81,7 @@ def test_skip_connections_change_the_function():
     x = jax.random.normal(jax.random.PRNGKey(1), (5, 7))
     residual = train.Torso(16, 8, 4, nn.swish)
     params = residual.init(jax.random.PRNGKey(0), x)
-    plain = reference_torso(params["params"], x, skip=0)  # same weights, no skips
+    plain = layer_by_layer_torso(params["params"], x, skip=0)  # same weights, no skips
     assert not np.allclose(residual.apply(params, x), plain, atol=1e-3)
 
 
@@ -90,7 +90,7 @@ def test_relu_option_is_used():
     swish_net, relu_net = train.Torso(16, 4, 4, nn.swish), train.Torso(16, 4, 4, nn.relu)
     params = swish_net.init(jax.random.PRNGKey(0), x)
     np.testing.assert_allclose(
-        relu_net.apply(params, x), reference_torso(params["params"], x, 4, jax.nn.relu), atol=2e-5
+        relu_net.apply(params, x), layer_by_layer_torso(params["params"], x, 4, jax.nn.relu), atol=2e-5
     )
     assert (relu_net.apply(params, x) != swish_net.apply(params, x)).any()
 

@@ -1,8 +1,8 @@
 """Reference numbers from the authors' code, for tests/test_reference.py.
 
-Run with the authors' own install (scripts/reference/README.md):
+Run with the authors' own install (docs/parity.md, Reproducing, says what it holds):
 
-    /work/ref/venv/bin/python scripts/reference/make_fixtures.py --src /work/ref/src \
+    $REF/venv/bin/python scripts/reference/make_fixtures.py --src $REF/src \
         --out tests/data/reference
 
 It imports nothing from this project except scripts/reference/inputs.py (pure numpy). The authors'
