@@ -57,7 +57,7 @@ class Config(runs.RunSettings):
 
     # --- environment
     env_id: str = "ant"
-    """Training environment id (README, Environments; the list: `uv run python -m envs`)."""
+    """Training environment id (docs/environments.md; the list: `uv run python -m envs`)."""
     eval_env_id: Optional[str] = None
     """Evaluation environment id; None means the same as env_id."""
     env_backend: Optional[str] = None
