@@ -22,6 +22,8 @@ SLOWEST_FIRST = (
     "test_train.py::test_every_env_id_builds_a_trainer",
     "test_multiprocess.py::test_two_processes_train_like_one",
     "test_train.py::test_reacher_learns_clearly_better_than_a_random_policy",
+    "test_baselines.py::test_tiny_run_and_exact_resume_after_epoch_1",
+    "test_resume.py::test_a_failed_save_stops_with_one_line_and_keeps_the_last_checkpoint",
     "test_slurm_cluster.py::",
     "test_bench.py::test_compile_only_reports_the_memory_plan_and_remat_shrinks_it",
 )
