@@ -1,4 +1,4 @@
-"""One prepared GPU check: what this code does on one lent GPU, within about 10 minutes.
+"""The GPU check: what this code does on one GPU, within about 10 minutes.
 
     bash scripts/gpu_check.sh            # on the GPU machine (installs the carried wheels first)
     uv run bash scripts/gpu_check.sh --tiny     # the same code paths on the CPU in a few minutes
@@ -46,9 +46,10 @@ PAPER_HOURS_PER_100M = {4: 1.48, 64: 10.99}
 PAPER_SPS = {depth: 100e6 / (hours * 3600) for depth, hours in PAPER_HOURS_PER_100M.items()}
 PAPER_ITEMS = {"humanoid_d4": 4, "humanoid_d64": 64}  # the items measured at the paper's depths
 
-# Python distributions on the GPU machine's image (this workplace's notes on the lent machine,
-# read 2026-11-17; python3 3.12, jax 0.11.2 with the CUDA 13 plugin): anything train.py loads
-# from outside this list must travel as a wheel (scripts/gpu_wheels.txt; a test compares them).
+# Python distributions of the GPU image the check is sized for (python3 3.12, jax 0.11.2 with the
+# CUDA 13 plugin, no internet access; the H100 run in docs/gpu.md used it): anything train.py
+# loads from outside this list must travel as a wheel (scripts/gpu_wheels.txt; a test compares
+# them).
 DEVICE_IMAGE = """
 absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs
 botorch build certifi charset-normalizer chex click cloudpickle cmake colorama contourpy

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The prepared GPU check: one command, about 10 minutes on one H200 (scripts/gpu_check.py says
-# what it measures). On the GPU machine, first install the wheels that
-# scripts/prepare_gpu_wheels.sh downloaded into .gpu_wheels/ (carried with the call), since that
-# machine has jax, flax, optax and orbax but no brax, mujoco or tyro, and cannot download.
+# The GPU check: one command, about 10 minutes on one H100 or H200 (scripts/gpu_check.py says
+# what it measures). On a GPU node without internet access that has jax, flax, optax and orbax
+# but no brax, mujoco or tyro, it first installs the wheels that scripts/prepare_gpu_wheels.sh
+# downloaded into .gpu_wheels/ on a machine that has internet access (copy the folder along).
 #
 #   bash scripts/gpu_check.sh                    # GPU: figures to $OUT (or gpu_check_out/)
 #   uv run bash scripts/gpu_check.sh --tiny      # CPU: same code paths, tiny sizes

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Download, for the lent GPU machine, the wheels of the packages train.py imports at module level
-# that its image lacks (it has jax 0.11.2 + CUDA 13, flax, optax, orbax, numpy, scipy, matplotlib,
-# rich, absl, etils ... but no brax, mujoco or tyro, and nothing can be downloaded there).
+# Download, for a GPU node without internet access, the wheels of the packages train.py imports at
+# module level that its image lacks (an image with jax 0.11.2 + CUDA 13, flax, optax, orbax, numpy,
+# scipy, matplotlib, rich, absl, etils ... but no brax, mujoco or tyro).
 #
 #   bash scripts/prepare_gpu_wheels.sh     # -> .gpu_wheels/ (ignored by git), prints the sizes
 #
