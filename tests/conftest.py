@@ -19,7 +19,6 @@ os.environ.setdefault("WANDB_SILENT", "true")
 SLOWEST_FIRST = (
     "test_gpu_check.py::test_tiny_run_fills_every_section_and_prints_the_table",
     "test_sweeps.py::test_one_command_per_sweep_really_trains",
-    "test_train.py::test_every_env_id_builds_a_trainer",
     "test_multiprocess.py::test_two_processes_train_like_one",
     "test_train.py::test_reacher_learns_clearly_better_than_a_random_policy",
     "test_baselines.py::test_tiny_run_and_exact_resume_after_epoch_1",

@@ -102,7 +102,11 @@ def setup_and_shapes(env_id: str):
 @pytest.mark.parametrize("env_id", ALL_IDS)
 def test_every_env_id_round_trips_its_full_training_state(env_id, tmp_path):
     config = small_config(tmp_path, env_id)
-    _, _, shapes = setup_and_shapes(env_id)
+    setup, env, shapes = setup_and_shapes(env_id)
+    # What `train.py --env_id X` builds before compiling (train.build's make_setup and the traced
+    # init that sets its shardings), for every id.
+    assert setup.derived.obs_dim == env.obs_dim
+    assert (setup.derived.goal_start, setup.derived.goal_end) == (env.goal_start, env.goal_end)
     params, train_state = train.checkpoint_items(*synthetic(shapes, seed=1))
     empty = [x for x in jax.tree.leaves(train_state["env_state"]) if x.size == 0]
     # The MJX pipelines (arm_*, ant_push) hold zero-size arrays, which orbax cannot write.
