@@ -129,12 +129,6 @@ class TrainingState:
     key: jax.Array
 
 
-class Optimizers(NamedTuple):
-    actor: optax.GradientTransformation
-    critic: optax.GradientTransformation
-    alpha: optax.GradientTransformation
-
-
 def sgd_step(s: baselines.Setup, ts: TrainingState, buf, idx, key):
     """Critic, actor and temperature from the same (old) parameters and batch, then the target critics
     move tau of the way to the new critics."""
@@ -241,7 +235,7 @@ def make_setup(config: Config) -> tuple[baselines.Setup, Any]:
     if config.eval_actor not in (0, 1):
         raise runs.ConfigError(f"--eval_actor must be 0 (deterministic) or 1 (stochastic), got {config.eval_actor}")
     nets = make_networks(config, derived)
-    optimizers = Optimizers(*(optax.adam(lr) for lr in (config.actor_lr, config.critic_lr, config.alpha_lr)))
+    optimizers = train.Optimizers(*(optax.adam(lr) for lr in (config.actor_lr, config.critic_lr, config.alpha_lr)))
     explore = lambda ts, obs, key: sample_action(nets, ts.actor_params, obs, key)[0]  # noqa: E731
     return baselines.Setup(config, derived, nets, optimizers, train_env, success, explore), env
 

@@ -208,7 +208,7 @@ def test_sac_step_moves_the_target_critics_by_polyak_every_step():
     c, d, success, buf = tiny_setup(sac, tau=0.1)
     nets = sac.Networks(GaussianActor(), ConstQ(1), "exact")
     opt = optax.sgd(0.1)
-    s = baselines.Setup(c, d, nets, sac.Optimizers(opt, opt, opt), None, success, None)
+    s = baselines.Setup(c, d, nets, train.Optimizers(opt, opt, opt), None, success, None)
     actor, critic = {"m": jnp.zeros(1), "log_std": jnp.zeros(1)}, {"c": jnp.array([1.0, 2.0])}
     ts = sac.TrainingState(actor, critic, jnp.zeros(()), {"c": jnp.array([-1.0, 0.0])}, opt.init(actor),
                            opt.init(critic), opt.init(jnp.zeros(())), jax.random.PRNGKey(0))  # fmt: skip
