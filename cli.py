@@ -155,6 +155,8 @@ def flag_groups(config_cls: type) -> dict[str, list[Flag]]:
             if not isinstance(node, ast.AnnAssign):
                 continue
             name = node.target.id
+            if name not in fields:  # a ClassVar: an attribute of the config, not a flag
+                continue
             heading = next(
                 (
                     lines[n].strip()[6:]

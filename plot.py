@@ -100,6 +100,8 @@ def read_run(path: str | Path) -> Run:
             if n < len(lines):
                 raise ValueError(f"{metrics}: line {n} is not JSON: {line[:80]!r}") from None
     config = json.loads(config_file.read_text()) if config_file.is_file() else {"run": path.name}
+    if config_file.is_file():
+        config.setdefault("algorithm", "crl")  # runs saved before config.json named it are train.py's
     return Run(path, config, records)
 
 
@@ -156,11 +158,13 @@ def short(value) -> str:
 
 
 def differing_fields(groups: list[list[Run]], ignore: frozenset = frozenset()) -> list[str]:
-    """Config fields (not bookkeeping, not `ignore`) whose values differ between the groups."""
+    """Config fields (not bookkeeping, not `ignore`) whose values differ between the groups.
+    Only fields every group's config has: the algorithms (crl, sac, td3) each have flags the
+    others lack, and `algorithm` itself tells them apart."""
     configs = [g[0].config for g in groups]
     return [
         k
-        for k in sorted({k for c in configs for k in c} - BOOKKEEPING - ignore)
+        for k in sorted(set.intersection(*(set(c) for c in configs)) - BOOKKEEPING - ignore)
         if len({json.dumps(c.get(k)) for c in configs}) > 1
     ]
 

@@ -109,6 +109,11 @@ class Row:
         return self.config["env_id"]
 
     @property
+    def algorithm(self) -> str:
+        """crl (train.py), sac or td3 (sac.py, td3.py)."""
+        return self.config["algorithm"]
+
+    @property
     def eval_env_id(self) -> str:
         return self.config.get("eval_env_id") or self.env_id
 
@@ -211,6 +216,7 @@ def read_runs(paths: list[str]) -> list[Run]:
         for k in ("critic_depth", "actor_depth", "episode_length"):
             if not isinstance(config[k], int) or isinstance(config[k], bool):
                 raise ReportError(f"{path / 'config.json'}: {k} is {config[k]!r}, not an integer")
+        config.setdefault("algorithm", "crl")  # runs saved before config.json named it are train.py's
         successes, last_epoch = read_successes(path / "metrics.jsonl")
         if not successes:
             no_evals.append(name)
@@ -263,22 +269,30 @@ def group_runs(runs: list[Run], paper: dict[str, dict]) -> list[Row]:
                 f"{env_id}: runs with different episode_length in one table ({listed}); "
                 "success counts steps out of the episode length, so report them separately"
             )
-        # Name a row by the compared fields (other than the depths, which have their own
-        # column) in which the task's rows differ.
-        varying = sorted(
-            k
-            for k in {k for row in env_rows for k in row.config} - {"critic_depth", "actor_depth"}
-            if len({json.dumps(row.config.get(k)) for row in env_rows}) > 1
-        )
+        # Name a row by its algorithm where the task has several, then by the compared fields
+        # (other than the depths, which have their own column) in which the task's rows of that
+        # algorithm differ: each algorithm has flags the others lack, which are not variants.
+        by_algorithm: dict[str, list[Row]] = {}
         for row in env_rows:
-            row.variant = ", ".join(f"{k}={row.config.get(k)}" for k in varying)
+            by_algorithm.setdefault(row.algorithm, []).append(row)
+        for algorithm, algorithm_rows in by_algorithm.items():
+            varying = sorted(
+                k
+                for k in {k for row in algorithm_rows for k in row.config} - {"critic_depth", "actor_depth"}
+                if len({json.dumps(row.config.get(k)) for row in algorithm_rows}) > 1
+            )
+            for row in algorithm_rows:
+                named = [f"algorithm={algorithm}"] if len(by_algorithm) > 1 else []
+                row.variant = ", ".join(named + [f"{k}={row.config.get(k)}" for k in varying])
+        for row in env_rows:
             entry = paper.get(env_id)
             row.task = entry["task"] if entry else env_id
             critic, actor = row.depths
-            # The paper's cells are the task's own evaluation over 1000-step episodes with
+            # The paper's cells are CRL's, on the task's own evaluation over 1000-step episodes with
             # actor and critic at the same depth; anything else has no paper value.
             if (
                 entry
+                and row.algorithm == "crl"
                 and critic == actor
                 and critic in PAPER_DEPTHS
                 and row.eval_env_id == env_id
@@ -374,6 +388,7 @@ def records(rows: list[Row]) -> list[dict]:
             "task": row.task,
             "env_id": row.env_id,
             "eval_env_id": row.eval_env_id,
+            "algorithm": row.algorithm,
             "critic_depth": row.depths[0],
             "actor_depth": row.depths[1],
             "episode_length": row.config["episode_length"],

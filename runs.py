@@ -420,7 +420,7 @@ def start_wandb(config, run_dir: Path, wandb_id: Optional[str]):
             resume="allow" if wandb_id else None,
             mode=config.wandb_mode,
             dir=config.wandb_dir or str(run_dir),
-            config=dataclasses.asdict(config),
+            config=described(config),
         )
     except Exception as e:  # noqa: BLE001 -- any wandb failure must not end the run
         log.warning("wandb disabled for this run: %s", e)
@@ -726,8 +726,15 @@ def open_run_dir(config) -> Path:
             run_dir, n = Path(f"{base}-{n}"), n + 1
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     if latest_checkpoint(run_dir) is None and jax.process_index() == 0:
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        (run_dir / "config.json").write_text(json.dumps(described(config), indent=2))
     return run_dir
+
+
+def described(config) -> dict:
+    """A run's config as config.json and wandb record it: its fields, and which script's
+    algorithm it configures (train.py: crl; sac.py, td3.py: sac, td3), so that reports and
+    wandb tell the algorithms apart whatever the run's exp_name."""
+    return {"algorithm": config.algorithm, **dataclasses.asdict(config)}
 
 
 def parse_config(

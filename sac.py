@@ -27,7 +27,7 @@ if __name__ == "__main__":
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, NamedTuple, Optional
+from typing import Any, ClassVar, Literal, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +49,7 @@ class Config(baselines.Config):
     """SAC+HER with deep residual actor and twin critics (the paper's SAC baseline)."""
 
     # --- experiment
+    algorithm: ClassVar[str] = "sac"  # recorded in config.json (runs.described), not a flag
     exp_name: str = "sac"
     """Name of the experiment; part of the run directory and wandb run name."""
 

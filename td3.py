@@ -27,7 +27,7 @@ if __name__ == "__main__":
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple, Optional
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -49,6 +49,7 @@ class Config(baselines.Config):
     """TD3+HER with deep residual actor and twin critics (the paper's TD3+HER baseline)."""
 
     # --- experiment
+    algorithm: ClassVar[str] = "td3"  # recorded in config.json (runs.described), not a flag
     exp_name: str = "td3"
     """Name of the experiment; part of the run directory and wandb run name."""
 

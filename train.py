@@ -35,7 +35,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Literal, NamedTuple, Optional
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -68,6 +68,7 @@ class Config(runs.RunSettings):
     logging, checkpoints, renders) manage the run and may change when it is resumed."""
 
     # --- experiment
+    algorithm: ClassVar[str] = "crl"  # recorded in config.json (runs.described), not a flag
     exp_name: str = "crl"
     """Name of the experiment; part of the run directory and wandb run name."""
     seed: int = 0

@@ -5,6 +5,10 @@
 #
 # and it ends in `exec uv run train.py <flags>`.
 #
+# --algo crl|sac|td3 (algo_depth.yaml) picks the program: train.py, sac.py or td3.py
+# (docs/baselines.md). A wandb sweep has one program, so the algorithm travels as a swept
+# parameter and is taken out of the flags here; the last --algo wins, as for any flag.
+#
 # Why it exists: a wandb sweep cannot tie one parameter to another, but the paper scales the
 # actor with the critic. So the effective --critic_depth and --critic_network_width are copied
 # to --actor_depth and --actor_network_width.
@@ -32,26 +36,41 @@ if [ "$1" = "--paper_sgd_steps" ]; then
     shift
 fi
 if [ $# -lt 1 ]; then
-    echo "usage: sh sweeps/train.sh [--paper_sgd_steps] train.py [--flag=value ...]" >&2
+    echo "usage: sh sweeps/train.sh [--paper_sgd_steps] train.py [--algo=crl|sac|td3] [--flag=value ...]" >&2
     exit 2
 fi
 program=$1
 shift
 
-depth= width= batch= previous=
+depth= width= batch= algo= previous=
 for arg; do
+    shift  # the loop's list was read once at its start; what is kept goes back on the end
     case "$previous" in
         --critic_depth) depth=$arg ;;
         --critic_network_width) width=$arg ;;
         --batch_size) batch=$arg ;;
+        --algo) algo=$arg previous= ; continue ;;
     esac
     case "$arg" in
         --critic_depth=*) depth=${arg#*=} ;;
         --critic_network_width=*) width=${arg#*=} ;;
         --batch_size=*) batch=${arg#*=} ;;
+        --algo=*) algo=${arg#*=} previous= ; continue ;;
+        --algo) previous=$arg ; continue ;;
     esac
+    set -- "$@" "$arg"
     previous=$arg
 done
+if [ "$previous" = "--algo" ]; then
+    echo "error: --algo needs a value: crl, sac or td3" >&2
+    exit 2
+fi
+case "$algo" in
+    "") ;;
+    crl) program=train.py ;;
+    sac | td3) program=$algo.py ;;
+    *) echo "error: --algo '$algo' is not one of crl, sac, td3" >&2; exit 2 ;;
+esac
 
 if [ -n "$paper_sgd_steps" ] && [ -n "$batch" ]; then
     # Shell arithmetic needs a plain positive integer (a leading 0 would read as octal).

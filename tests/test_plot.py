@@ -69,6 +69,29 @@ def test_legend_shows_only_the_fields_that_differ(tmp_path):
         assert max(map(len, label.splitlines())) <= plot.LABEL_WIDTH
 
 
+def test_algorithms_are_told_apart_by_name_not_by_the_flags_only_one_has(tmp_path):
+    import dataclasses
+
+    import sac
+    import td3
+
+    def as_saved(script, **fields):
+        return {**runs.described(script.Config(**fields)), "critic_depth": 4}
+
+    made = [
+        make_run(tmp_path, "crl", **as_saved(train)),
+        make_run(tmp_path, "sac", **as_saved(sac)),
+        make_run(tmp_path, "sac_s1", **as_saved(sac, seed=1)),
+        make_run(tmp_path, "td3_d16", **{**as_saved(td3), "critic_depth": 16}),
+    ]
+    old = make_run(tmp_path, "old", **dataclasses.asdict(train.Config(seed=2)))  # before config.json named it
+    groups = plot.group_runs([plot.read_run(r) for r in [*made, old]])
+    assert [[r.path.name for r in g] for g in groups] == [["crl", "old"], ["sac", "sac_s1"], ["td3_d16"]]
+    assert plot.labels(groups, []) == [
+        "algorithm=crl, critic_depth=4", "algorithm=sac, critic_depth=4", "algorithm=td3, critic_depth=16",
+    ]  # fmt: skip
+
+
 def test_the_legend_is_not_cut_off(tmp_path):
     # Long labels (many differing fields) are drawn inside the saved image, not past its edge.
     runs = [

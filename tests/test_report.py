@@ -11,16 +11,19 @@ import pytest
 
 import report
 import runs
+import sac
+import td3
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_run(root: Path, name: str, successes, **overrides) -> Path:
-    """A run folder with a real Config's fields and one eval record per given success."""
+def make_run(root: Path, name: str, successes, script=train, **overrides) -> Path:
+    """A run folder with the config.json that `script` (train, sac or td3) writes and one eval
+    record per given success."""
     run = root / name
     run.mkdir(parents=True)
-    config = dataclasses.asdict(train.Config(**overrides))
+    config = runs.described(script.Config(**overrides))
     config.setdefault("run_dir", str(run))
     (run / "config.json").write_text(json.dumps(config, indent=2))
     lines = [
@@ -115,6 +118,27 @@ def test_a_real_config_difference_separates_rows(tmp_path, capsys):
     assert rows[0]["ours"] == "20.0 ± 14.1"
     assert rows[1]["ours"] == "100.0"  # one seed: no std
     assert "std is blank for a single seed" in out
+
+
+def test_each_algorithm_is_its_own_row_and_only_crl_has_the_papers_cell(tmp_path, capsys):
+    base = dict(env_id="ant_big_maze", critic_depth=64, actor_depth=64, num_epochs=5)
+    make_run(tmp_path, "crl", [400] * 5, **base)
+    make_run(tmp_path, "sac0", [10] * 5, script=sac, seed=0, **base)
+    make_run(tmp_path, "sac1", [30] * 5, script=sac, seed=1, exp_name="mine", **base)
+    make_run(tmp_path, "sac_tau", [50] * 5, script=sac, tau=0.01, **base)
+    make_run(tmp_path, "td3", [5] * 5, script=td3, **base)
+    old = make_run(tmp_path, "old_crl", [200] * 5, seed=1, **base)  # saved before runs named it
+    saved = json.loads((old / "config.json").read_text())
+    del saved["algorithm"]
+    (old / "config.json").write_text(json.dumps(saved))
+    out, _ = run_report(capsys, *sorted(tmp_path.iterdir()))
+    rows = {r["config"]: r for r in map(cells, table_rows(out))}
+    # Fields only one algorithm has (tau, energy_fn, policy_delay, ...) are not variants.
+    assert set(rows) == {"algorithm=crl", "algorithm=sac, tau=0.005", "algorithm=sac, tau=0.01", "algorithm=td3"}
+    assert rows["algorithm=crl"]["seeds"] == "2" and rows["algorithm=crl"]["ours"] == "300.0 ± 141.4"
+    assert rows["algorithm=crl"]["paper"] == "441 ± 25"  # Table 1 is CRL's
+    assert rows["algorithm=sac, tau=0.005"]["ours"] == "20.0 ± 14.1" and rows["algorithm=sac, tau=0.005"]["paper"] == "—"
+    assert rows["algorithm=td3"]["paper"] == "—" and rows["algorithm=td3"]["ratio"] == "—"
 
 
 def test_depths_without_a_paper_cell(tmp_path, capsys):

@@ -25,7 +25,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+import baselines
 import envs
+import sac
+import td3
 import train
 from tests.test_train import PLUMBING_XLA_FLAGS
 
@@ -38,6 +41,8 @@ from wandb import wandb_agent
 ROOT = Path(__file__).resolve().parent.parent
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 FIELDS = set(train.Config.__dataclass_fields__)
+# sweeps/train.sh's own parameter: which script runs (algo_depth.yaml).
+PROGRAMS = {"crl": train, "sac": sac, "td3": td3}
 
 
 def load(path: Path) -> dict:
@@ -86,8 +91,9 @@ def agent_command(command: list, program: str, run_config: dict, monkeypatch, tm
     return started[0]
 
 
-def fake_uv_argv(argv: list[str], tmp_path: Path) -> list[str]:
-    """Run the agent's argv (sh sweeps/train.sh ...) with a fake `uv` that records its arguments."""
+def fake_uv_argv(argv: list[str], tmp_path: Path, program: str = "train.py") -> list[str]:
+    """Run the agent's argv (sh sweeps/train.sh ...) with a fake `uv` that records its arguments;
+    the flags that `program` gets."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake_uv = bin_dir / "uv"
@@ -98,17 +104,19 @@ def fake_uv_argv(argv: list[str], tmp_path: Path) -> list[str]:
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, f"{argv} failed: {done.stderr}"
     uv_args = out.read_text().splitlines()
-    assert uv_args[:2] == ["run", "train.py"], uv_args
+    assert uv_args[:2] == ["run", program], uv_args
     return uv_args[2:]
 
 
-def train_config(path: Path, run_config: dict, monkeypatch, tmp_path, appended=()) -> train.Config:
-    """The config train.py would run for this engine run, with `appended` added to the command
-    after ${args} (how a user changes every run of a sweep)."""
+def train_config(path: Path, run_config: dict, monkeypatch, tmp_path, appended=()):
+    """The config the run's script (train.py, or sac.py / td3.py as --algo picks) would run for
+    this engine run, with `appended` added to the command after ${args} (how a user changes
+    every run of a sweep)."""
     sweep = load(path)
     argv = agent_command([*sweep["command"], *appended], sweep["program"], run_config, monkeypatch, tmp_path)
-    config = train.parse_config(fake_uv_argv(argv, tmp_path))
-    train.validate(config)
+    module = PROGRAMS[values(run_config).get("algo", "crl")]
+    config = module.parse_config(fake_uv_argv(argv, tmp_path, f"{module.__name__}.py"))
+    (train.validate if module is train else baselines.validate)(config)
     return config
 
 
@@ -117,7 +125,7 @@ def train_config(path: Path, run_config: dict, monkeypatch, tmp_path, appended=(
 
 def test_there_are_sweeps():
     names = {p.stem for p in SWEEPS}
-    assert {"depth", "width_vs_depth", "batch_depth", "actor_vs_critic", "contrastive"} <= names
+    assert {"depth", "width_vs_depth", "batch_depth", "actor_vs_critic", "contrastive", "algo_depth"} <= names
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
@@ -128,8 +136,10 @@ def test_sweep_passes_wandbs_schema_and_is_well_formed(path):
     assert sweep["metric"] == {"name": "eval/episode_success", "goal": "maximize"}
     assert sweep["program"] == "train.py"
     assert sweep["method"] == "grid"
-    unknown = set(sweep["parameters"]) - FIELDS
+    unknown = set(sweep["parameters"]) - FIELDS - {"algo"}
     assert not unknown, f"not train.Config fields: {unknown}"
+    if "algo" in sweep["parameters"]:
+        assert set(sweep["parameters"]["algo"]["values"]) <= set(PROGRAMS)
     env_ids = sweep["parameters"]["env_id"]["values"]
     assert set(env_ids) <= set(envs.ENV_IDS), set(env_ids) - set(envs.ENV_IDS)
     # Runs must reach the sweep: an offline wandb run never reports to the agent.
@@ -193,7 +203,10 @@ def test_sampled_runs_parse_and_validate(path, monkeypatch, tmp_path):
     for run in [runs[0], runs[-1], *random.Random(path.stem).sample(runs, 3)]:
         config = train_config(path, run, monkeypatch, tmp_path)
         for name, value in values(run).items():
-            assert getattr(config, name) == value, (name, values(run))
+            if name == "algo":
+                assert config.algorithm == value, (type(config), values(run))
+            else:
+                assert getattr(config, name) == value, (name, values(run))
         # The paper scales actor and critic together unless the sweep varies them apart.
         if "actor_depth" not in swept:
             assert config.actor_depth == config.critic_depth
@@ -219,6 +232,43 @@ def test_tied_depth_actually_varies(monkeypatch, tmp_path):
     path = ROOT / "sweeps" / "depth.yaml"
     depths = {train_config(path, run, monkeypatch, tmp_path).actor_depth for run in engine_runs(load(path))[::3]}
     assert depths == {4, 8, 16, 32, 64}
+
+
+def test_algo_depth_runs_each_algorithms_own_script_at_each_depth(monkeypatch, tmp_path):
+    path = ROOT / "sweeps" / "algo_depth.yaml"
+    seen = set()
+    for run in engine_runs(load(path)):
+        v = values(run)
+        if v["env_id"] == "humanoid" and v["seed"] == 1:
+            config = train_config(path, run, monkeypatch, tmp_path)
+            assert type(config) is PROGRAMS[v["algo"]].Config
+            assert config.exp_name == v["algo"]  # each script's own, so the runs tell them apart
+            seen.add((v["algo"], config.critic_depth, config.actor_depth))
+    assert seen == {(a, d, d) for a in ("crl", "sac", "td3") for d in (4, 16, 64)}
+
+
+@pytest.mark.parametrize(
+    "args,program,flags",
+    [
+        (["--algo=sac", "--seed=1"], "sac.py", ["--seed=1"]),
+        (["--seed", "2", "--algo", "td3", "--critic_depth", "16"], "td3.py",
+         ["--actor_depth=16", "--seed", "2", "--critic_depth", "16"]),
+        (["--algo=td3", "--env_id=ant", "--algo", "crl"], "train.py", ["--env_id=ant"]),  # the last wins
+    ],
+)  # fmt: skip
+def test_train_sh_runs_the_script_that_algo_names(args, program, flags, tmp_path):
+    assert fake_uv_argv(["sh", "sweeps/train.sh", "train.py", *args], tmp_path, program) == flags
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [(["--algo=ppo"], "error: --algo 'ppo' is not one of crl, sac, td3"),
+     (["--seed=1", "--algo"], "error: --algo needs a value: crl, sac or td3")],
+)  # fmt: skip
+def test_train_sh_refuses_an_unknown_algo(args, message):
+    done = subprocess.run(["sh", "sweeps/train.sh", "train.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip() == message
 
 
 # What a user appends after ${args}, and what each run must then get: the user's flags win
@@ -258,6 +308,8 @@ def chosen(name: str, run: dict) -> bool:
     if name == "contrastive":  # a non-default energy and loss must reach the config
         knobs = (run["energy_fn"], run["contrastive_loss_fn"], run["critic_depth"], run["seed"])
         return knobs == ("cos", "binary", 4, 0)
+    if name == "algo_depth":  # a baseline, so that --algo must pick its script
+        return (run["algo"], run["critic_depth"], run["seed"]) == ("sac", 16, 0)
     return run["critic_depth"] == 8 and run.get("actor_depth", 4) == 4 and run["seed"] == 0
 
 
@@ -284,6 +336,7 @@ APPENDED = {
     "actor_vs_critic": TINY + TINY_ENVS,
     "batch_depth": TINY + TINY_BATCH,
     "contrastive": TINY + TINY_ENVS,
+    "algo_depth": [flag for flag in TINY if not flag.startswith("--repr_dim")] + TINY_ENVS,  # CRL's only
 }
 # What config.json must then hold, besides the appended values.
 EXPECTED = {
@@ -293,6 +346,7 @@ EXPECTED = {
     "batch_depth": dict(critic_depth=8, actor_depth=8, actor_network_width=16, batch_size=4,
                         num_sgd_batches_per_training_step=paper_sgd_steps(4)),
     "contrastive": dict(energy_fn="cos", contrastive_loss_fn="binary", critic_depth=4, actor_depth=4),
+    "algo_depth": dict(algorithm="sac", exp_name="sac", critic_depth=16, actor_depth=16, actor_network_width=16),
 }  # fmt: skip
 # Seconds for the runs together (one per sweep file).
 TIMEOUT_S = 900
@@ -340,11 +394,12 @@ def test_one_command_per_sweep_really_trains(monkeypatch, tmp_path):
 
     for name, (_, run_dir) in procs.items():
         saved = json.loads((run_dir / "config.json").read_text())
-        appended = train.parse_config(APPENDED[name])
+        appended = (sac if name == "algo_depth" else train).parse_config(APPENDED[name])
         for flag in APPENDED[name]:
             key = flag[2:].split("=")[0]
             assert saved[key] == getattr(appended, key), (name, key, saved[key])
         assert {k: saved[k] for k in EXPECTED[name]} == EXPECTED[name], name
-        assert saved["exp_name"] == name  # swept values that were not overridden are kept
+        if name != "algo_depth":  # its runs keep their script's exp_name (EXPECTED)
+            assert saved["exp_name"] == name  # swept values that were not overridden are kept
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         assert [r["epoch"] for r in records] == [1], (name, records)
