@@ -31,7 +31,9 @@ def test_two_processes_train_like_one(tmp_path):
             "JAX_NUM_PROCESSES": "2",
             "JAX_PROCESS_ID": str(rank),
         }
-        env.pop("XLA_FLAGS", None)  # one CPU device per process
+        # One CPU device per process; the session's other XLA flags (tests/conftest.py) stay.
+        flags = env.get("XLA_FLAGS", "").split()
+        env["XLA_FLAGS"] = " ".join(f for f in flags if not f.startswith("--xla_force_host_platform_device_count"))
         cmd = [sys.executable, "train.py", *cli_args(config), "--distributed", "on"]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True))
     logs = [p.communicate(timeout=900)[1] for p in procs]

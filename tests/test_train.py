@@ -18,9 +18,10 @@ from envs.wrappers import wrap_for_training
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
-# For subprocess runs that check plumbing (every item runs, flags reach config.json), not figures:
-# XLA's LLVM optimisation level 0 cuts the CPU time of these compile-bound tiny programs by about a
-# third. Same HLO; results may differ in the last bits, so no test that compares numbers uses it.
+# For subprocess runs that check plumbing (every item runs, flags reach config.json) or compare two
+# runs made at one level: XLA's LLVM optimisation level 0 cuts the CPU time of these compile-bound
+# tiny programs by a third or more. Same HLO; results may differ from the default level's in the
+# last bits. tests/conftest.py sets it for the whole session unless CRL_TEST_XLA_OPT=default.
 PLUMBING_XLA_FLAGS = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 # A run small enough to compile and train in seconds: 2 epochs x 2 training steps.
@@ -465,7 +466,8 @@ def assert_same_metrics(got: dict, want: dict) -> None:
 
 
 def test_two_devices_compute_the_same_losses_as_one(tiny_trainer):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     result = subprocess.run(
         [sys.executable, "-c", MULTI_DEVICE_SCRIPT.format(root=str(ROOT))],
         cwd=ROOT,
