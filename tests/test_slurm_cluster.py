@@ -14,6 +14,7 @@ Run as a script (`python tests/test_slurm_cluster.py DIR PID`) it is the campaig
 
 import fcntl
 import json
+import math
 import os
 import re
 import socket
@@ -61,6 +62,13 @@ def train_args(epochs: int) -> list[str]:
         "checkpoint_every": 100_000,
     }
     return [arg for k, v in config.items() for arg in (f"--{k}", str(v))]
+
+
+def baseline_args(epochs: int) -> list[str]:
+    """sac.py / td3.py: TINY without CRL's --repr_dim, as tests/test_baselines.py runs them."""
+    args = train_args(epochs)
+    i = args.index("--repr_dim")
+    return args[:i] + args[i + 2 :]
 
 
 # Long enough that a signal sent on seeing "epoch 1/" lands mid-run (an epoch takes
@@ -222,6 +230,14 @@ class Campaign:
         )  # fmt: skip
         return {"job": job, "final": self.wait_done(job)}
 
+    def baselines(self) -> dict:
+        jobs = {
+            algo: self.sbatch(*CPU, env=dict(ALGO=algo, ENV_ID="reacher", DEPTH="4", SEED="0"),
+                              train=baseline_args(SHORT))
+            for algo in ("sac", "td3")
+        }  # fmt: skip
+        return {"jobs": jobs, "final": {algo: self.wait_done(job) for algo, job in jobs.items()}}
+
     def run_scenario(self, name: str) -> None:
         t = time.time()
         try:
@@ -234,7 +250,7 @@ class Campaign:
         self.say(f"{name} done in {result['seconds']} s")
 
 
-SCENARIOS = ("plain", "array", "startup", "two_tasks")
+SCENARIOS = ("plain", "array", "startup", "two_tasks", "baselines")
 
 
 def free_ports(n: int) -> list[int]:
@@ -413,6 +429,20 @@ def test_two_tasks_join_one_run(campaign):
     # Process 0 alone writes the metrics: one line per epoch.
     assert [r["epoch"] for r in records(run_dir)] == list(range(1, SHORT + 1))
     assert sorted(p.name for p in run_dir.glob("*.jsonl")) == ["metrics.jsonl"]
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_each_baseline_runs_as_a_job_under_its_own_name(campaign, algo):
+    got = result(campaign, "baselines")
+    job = got["jobs"][algo]
+    log = job_log(campaign, job)
+    assert_completed(got["final"][algo], log, restarts=0)
+    assert f"{algo}.py exited with status 0" in log, log[-4000:]
+    run_dir = campaign / "runs" / f"reacher__{algo}_depth4__s0__{job}"
+    assert json.loads((run_dir / "config.json").read_text())["algorithm"] == algo
+    saved = records(run_dir)
+    assert [r["epoch"] for r in saved] == list(range(1, SHORT + 1))
+    assert all(math.isfinite(r["training/critic_loss"]) and math.isfinite(r["training/q"]) for r in saved)
 
 
 if __name__ == "__main__":
