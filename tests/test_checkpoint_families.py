@@ -124,12 +124,12 @@ def test_every_env_id_round_trips_its_full_training_state(env_id, tmp_path):
 
 # -- a run of each family: stop after epoch 1, resume, compare with an unstopped run -----------
 #
-# Real physics, networks and optimizer. Each family runs in its own process (so that the stop is a
-# real SIGUSR1 to that process, and so that XLA's optimisation level can be lowered for it alone):
-# an uninterrupted 2-epoch run, then the same config in a new run directory, stopped by the signal
-# during epoch 1 and started again. All three runs share one trainer, so each program is compiled
-# once per family. XLA at opt level 0 (tests/test_train.PLUMBING_XLA_FLAGS): a third less compile
-# time; whether resume is exact does not depend on it, since both sides run the same programs.
+# Real physics, networks and optimizer. Each family runs in its own process, so that the stop is a
+# real SIGUSR1 to that process: an uninterrupted 2-epoch run, then the same config in a new run
+# directory, stopped by the signal during epoch 1 and started again. All three runs share one
+# trainer, so each program is compiled once per family. XLA at opt level 0 even when the session
+# runs at the default level (tests/test_train.PLUMBING_XLA_FLAGS): whether resume is exact does not
+# depend on it, since both sides run the same programs.
 
 # small_config's sizes: 2 envs, prefill 20 steps each, then 1 training step of 2 x 5 env steps per epoch.
 FAMILY_SETTINGS = dict(num_epochs=2, total_env_steps=40 + 2 * 10, unroll_length=5, checkpoint=True,
@@ -144,8 +144,6 @@ def records(run_dir: Path) -> list[dict]:
 
 def family_runs(env_id: str, out: Path) -> None:
     """The subprocess: the three runs of one family; metrics land in out/whole and out/run."""
-    import os
-
     real_build, trainers, stop_in_epoch, calls = train.build, [], [None], [0]
 
     def build(config, report=None):
