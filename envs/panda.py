@@ -3,7 +3,8 @@
 No Panda model ships with brax or MuJoCo, so the arm is authored here from
 the kinematic and inertial numbers of the reference task files (Franka Emika
 Panda as adapted from MuJoCo Menagerie): body frames, joint axes and ranges,
-explicit inertials, joint armature/damping and the affine position
+explicit inertials, joint armature/damping (as the reference's brax 0.10.1
+physics compiled them, see `_LINKS`) and the affine position
 actuators. The link geoms are visual-only capsules that neither collide nor
 carry mass (every arm body has an explicit `<inertial>`). As in the
 reference, contacts come only from an explicit `<contact><pair>` list.
@@ -38,9 +39,18 @@ from __future__ import annotations
 
 import numpy as np
 
-# (name, parent position in parent frame, quat w x y z as written, joint range,
-#  mass, centre of mass, full inertia ixx iyy izz ixy ixz iyz, visual capsule end
-#  point in the link frame or None).
+# (name, parent position in parent frame, quat w x y z as written, joint and
+#  actuator control range, mass, centre of mass, full inertia ixx iyy izz ixy
+#  ixz iyz, visual capsule end point in the link frame or None).
+#
+# Joints 1-7 have no damping, no armature, and 1, 3, 5, 7 no limits, because
+# that is what the reference's physics runs: its XML gives them damping 5,
+# armature 0.1 and range +-2.8973 only through the `panda` default class set
+# on the jointless link0, and brax 0.10.1's loader fuses link0 into the world
+# and drops that class with it (its compiled model: docs/parity.md). The
+# actuators and fingers name their class themselves and keep it: control
+# range +-2.8973, finger damping 5 and armature 0.1.
+_UNLIMITED_JOINTS = (1, 3, 5, 7)
 _LINKS = (
     ("link1", "0 0 0.333", "1 0 0 0", "-2.8973 2.8973", 4.970684,
      "0.003875 0.002081 -0.04762",
@@ -157,7 +167,8 @@ def _arm_body(fingers: bool) -> str:
         body = [
             f'<body name="{name}" pos="{pos}" quat="{quat}">',
             f'<inertial pos="{com}" mass="{mass}" fullinertia="{inertia}"/>',
-            f'<joint name="joint{i + 1}" class="panda" range="{rng}"/>',
+            f'<joint name="joint{i + 1}" class="panda"'
+            + ("/>" if i + 1 in _UNLIMITED_JOINTS else f' range="{rng}"/>'),
         ]
         if vis is not None:
             body.append(f'<geom class="visual" type="capsule" size="0.05" fromto="0 0 0 {vis}"/>')
@@ -250,7 +261,8 @@ def _document(
             ' solimp="0.95 0.99 0.001" solref="0.005 1"/></equality>'
         )
         finger_default = (
-            f'<default class="finger"><joint type="slide" axis="0 1 0" range="0 {finger_range:g}"/></default>'
+            f'<default class="finger"><joint type="slide" axis="0 1 0" range="0 {finger_range:g}"'
+            ' armature="0.1" damping="5"/></default>'
         )
     world_xml = "\n".join(world)
     actuator_xml = "\n".join(actuators)
@@ -261,7 +273,7 @@ def _document(
 {custom}
 <default>
   <default class="panda">
-    <joint type="hinge" axis="0 0 1" armature="0.1" damping="5"/>
+    <joint type="hinge" axis="0 0 1"/>
   </default>
   {finger_default}
   <default class="visual">

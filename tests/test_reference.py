@@ -499,7 +499,6 @@ def test_evaluation_metrics_on_the_same_recorded_trajectory():
 
 # ----- environments: sizes, goal indices, timing, compiled-model parameters ---------------------
 
-MODEL_ARRAYS = ("dof_damping", "dof_armature", "jnt_stiffness", "actuator_gear", "actuator_ctrl_range", "geom_friction")
 # Our arm scenes are our own model (envs/panda.py: primitive geoms), not the authors' mesh XML: for
 # arm_* only sizes, goal indices and timing are compared.
 OWN_MODEL = ("arm_",)
@@ -521,7 +520,7 @@ def our_env_facts(env_id):
         s = e.sys
         facts.update(dof_damping=s.dof_damping, dof_armature=s.dof_armature, jnt_stiffness=s.jnt_stiffness,
                      actuator_gear=s.actuator.gear, actuator_ctrl_range=s.actuator.ctrl_range,
-                     geom_friction=s.geom_friction)
+                     geom_friction=s.geom_friction, body_mass=s.body_mass, jnt_range=s.jnt_range)
     return facts
 
 

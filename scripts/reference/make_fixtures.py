@@ -376,25 +376,34 @@ def evaluation_fixture(src: Path):
     return {k.replace("/", "__"): np.float64(m[k]) for k in keep}
 
 
-ENV_IDS = ("ant", "reacher", "humanoid", "ant_u_maze", "ant_big_maze", "humanoid_u_maze", "arm_reach",
-           "arm_push_easy", "arm_binpick_easy")
+# The paper's ten tasks (Table 1), plus ant and reacher; and two arm tasks outside Table 1.
+PARITY_ENV_IDS = ("ant", "reacher", "humanoid", "ant_u4_maze", "ant_u5_maze", "ant_big_maze", "ant_hardest_maze",
+                  "humanoid_u_maze", "humanoid_big_maze", "arm_push_easy", "arm_push_hard", "arm_binpick_hard")
+ENV_IDS = tuple(dict.fromkeys(PARITY_ENV_IDS + ("ant_u_maze", "arm_reach", "arm_binpick_easy")))
 
 
-def env_facts_fixture(src: Path):
-    """Per env: sizes and goal indices as their make_env sets them (the closure inside main, taken
-    from their train.py with ast), timing, and compiled-model parameters from their env's sys."""
-    cwd = os.getcwd()
-    os.chdir(src)
-    sys.path.insert(0, str(src))
+def authors_make_env(src: Path, env_id: str):
+    """(env, args) from their make_env (the closure inside main, taken from their train.py with
+    ast); the caller is in `src` so that their relative asset paths resolve."""
+    if str(src) not in sys.path:
+        sys.path.insert(0, str(src))
     tree = ast.parse((src / "train.py").read_text())
     main_block = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
     make_env = next(n for n in main_block.body if isinstance(n, ast.FunctionDef) and n.name == "make_env")
+    g = {"args": types.SimpleNamespace(env_id=env_id, obs_dim=0, goal_start_idx=0, goal_end_idx=0)}
+    exec(compile(ast.Module([make_env], []), str(src / "train.py"), "exec"), g)
+    return g["make_env"](env_id), g["args"]
+
+
+def env_facts_fixture(src: Path):
+    """Per env: sizes and goal indices as their make_env sets them, timing, and compiled-model
+    parameters from their env's sys."""
+    cwd = os.getcwd()
+    os.chdir(src)
     out = {}
     for env_id in ENV_IDS:
-        g = {"args": types.SimpleNamespace(env_id=env_id, obs_dim=0, goal_start_idx=0, goal_end_idx=0)}
-        exec(compile(ast.Module([make_env], []), str(src / "train.py"), "exec"), g)
-        env = g["make_env"](env_id)
-        a, sy = g["args"], env.sys
+        env, a = authors_make_env(src, env_id)
+        sy = env.sys
         facts = {
             "observation_size": env.observation_size, "action_size": env.action_size, "obs_dim": a.obs_dim,
             "goal_start": a.goal_start_idx, "goal_end": a.goal_end_idx, "dt": float(env.dt),
@@ -404,10 +413,99 @@ def env_facts_fixture(src: Path):
             out[f"{env_id}/{k}"] = np.asarray(v)
         arrays = {"dof_damping": sy.dof_damping, "dof_armature": sy.dof_armature, "jnt_stiffness": sy.jnt_stiffness,
                   "actuator_gear": sy.actuator.gear, "actuator_ctrl_range": sy.actuator.ctrl_range,
-                  "geom_friction": sy.geom_friction}
+                  "geom_friction": sy.geom_friction, "body_mass": sy.body_mass, "jnt_range": sy.jnt_range}
         for k, v in arrays.items():
             out[f"{env_id}/{k}"] = np.asarray(v)
         print(f"env {env_id}: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+    os.chdir(cwd)
+    return out
+
+
+N_RESETS = 256
+ROLLOUT_STEPS = 100
+KICK = 1e-6
+PROBE_RADII = (0.5, 0.8, 0.9, 0.95, 0.98, 1.02, 1.05, 1.1, 1.2, 1.5, 2.0, 3.0)  # x the task's success radius
+SUCCESS_RADIUS = {"reacher": 0.05, "humanoid": 0.5, "arm": 0.1, "ant": 0.5}
+
+
+def family(env_id: str) -> str:
+    return next(f for f in ("reacher", "humanoid", "arm", "ant") if env_id.startswith(f))
+
+
+def env_dynamics_fixture(src: Path):
+    """Per env, from their make_env's env:
+    - `resets`: the observations of N_RESETS resets (keys split from SEED), the initial-state and
+      target distribution;
+    - from their first reset state (its q, qd and info), the observations, `dist` and `success`
+      along ROLLOUT_STEPS steps of `actions` (uniform in [-1, 1], inputs.uniform), and the same
+      rollout after a KICK added to every qd entry (the sensitivity that chaos alone explains);
+    - `probe_*`: one zero-action step from that state with the target (or arm goal) moved to
+      PROBE_RADII x the success radius from the achieved goal after that step (in x-y, direction
+      (0.6, 0.8)), and the metrics their step gives:
+      the success rule, read off their own code."""
+    import jax
+    import jax.numpy as jnp
+
+    cwd = os.getcwd()
+    os.chdir(src)
+    out = {}
+    for env_id in PARITY_ENV_IDS:
+        t0 = time.time()
+        env, a = authors_make_env(src, env_id)
+        keys = jax.random.split(jax.random.PRNGKey(SEED), N_RESETS)
+        states = jax.jit(jax.vmap(env.reset))(keys)
+        s0 = jax.tree_util.tree_map(lambda x: x[0], states)
+        q0, qd0 = s0.pipeline_state.q, s0.pipeline_state.qd
+        actions = inputs.uniform(f"{env_id}/actions", (ROLLOUT_STEPS, env.action_size), -1.0, 1.0)
+        kick = KICK * np.sign(inputs.uniform(f"{env_id}/kick", qd0.shape, -1.0, 1.0)).astype(np.float32)
+        kicked = s0.replace(pipeline_state=env.pipeline_init(q0, qd0 + kick))
+        keys_m = [k for k in ("dist", "success") if k in s0.metrics]
+
+        def rollout(state, actions):
+            def one(s, act):
+                s = env.step(s, act)
+                return s, (s.obs, *[s.metrics[k] for k in keys_m])
+            return jax.lax.scan(one, state, actions)[1]
+
+        pair = jax.tree_util.tree_map(lambda x, y: jnp.stack([x, y]), s0, kicked)
+        traj = jax.jit(jax.vmap(rollout, in_axes=(0, None)))(pair, jnp.asarray(actions))
+
+        # The success-rule probe: goals around the achieved goal, in a fixed direction.
+        fam = family(env_id)
+        radius = SUCCESS_RADIUS[fam]
+        gs, ge = a.goal_start_idx, a.goal_end_idx
+        # Placed around where the achieved goal is after the probe step (the target does not act on
+        # the agent), so that the step's own motion does not carry it across the radius.
+        achieved = np.asarray(jax.jit(env.step)(s0, jnp.zeros(env.action_size)).obs[gs:ge])
+        direction = np.zeros_like(achieved)
+        direction[:2] = [0.6, 0.8]
+        goals = np.stack([achieved + r * radius * direction for r in PROBE_RADII]).astype(np.float32)
+
+        def with_goal(goal):
+            if fam == "arm":
+                return s0.replace(info={**s0.info, "goal": s0.info["goal"].at[:goal.shape[0]].set(goal)})
+            q = q0.at[-2:].set(goal[:2])  # the target's two slide joints end q
+            return s0.replace(pipeline_state=env.pipeline_init(q, qd0))
+
+        def probe(goal):
+            s = env.step(with_goal(goal), jnp.zeros(env.action_size))
+            return s.obs, *[s.metrics[k] for k in keys_m]
+
+        probed = jax.jit(jax.vmap(probe))(jnp.asarray(goals))
+        rec = {"resets": states.obs, "q0": q0, "qd0": qd0, "kick": kick, "actions": actions, "obs0": s0.obs,
+               "traj_obs": traj[0][0], "kicked_obs": traj[0][1], "probe_goal": goals, "probe_obs": probed[0]}
+        for i, k in enumerate(keys_m):
+            rec[f"traj_{k}"] = traj[1 + i][0]
+            rec[f"probe_{k}"] = probed[1 + i]
+        if fam == "arm":
+            rec["goal0"] = s0.info["goal"]
+        for k, v in rec.items():
+            out[f"{env_id}/{k}"] = np.asarray(v)
+        dev = np.abs(np.asarray(traj[0][1]) - np.asarray(traj[0][0])).max(-1)
+        print(f"dynamics {env_id}: q {q0.shape[0]} qd {qd0.shape[0]}, metrics {keys_m}, kick deviation at "
+              f"1/10/100 {dev[0]:.2e}/{dev[9]:.2e}/{dev[99]:.2e}, probe success "
+              f"{np.asarray(probed[1 + keys_m.index('success')]).astype(int).tolist()}, {time.time() - t0:.0f} s",
+              flush=True)
     os.chdir(cwd)
     return out
 
@@ -435,7 +533,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", type=Path, required=True, help="the authors' checkout")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--parts", default="networks,losses,goal_sampling,buffer_window,evaluation,env_facts",
+    p.add_argument("--parts", default="networks,losses,goal_sampling,buffer_window,evaluation,env_facts,env_dynamics",
                    help="comma-separated subset to (re)compute; meta.json is updated in place")
     a = p.parse_args()
     parts = a.parts.split(",")
@@ -462,6 +560,8 @@ def main():
         np.savez_compressed(a.out / "env_facts.npz", **env_facts_fixture(a.src))
     if "evaluation" in parts:
         np.savez_compressed(a.out / "evaluation.npz", **evaluation_fixture(a.src))
+    if "env_dynamics" in parts:
+        np.savez_compressed(a.out / "env_dynamics.npz", **env_dynamics_fixture(a.src))
     commands = {**meta.get("commands", {}), **{part: " ".join(["python", *sys.argv]) for part in parts}}
     meta.pop("command", None)
     meta = {
@@ -472,7 +572,8 @@ def main():
         "network_configs": {k: list(v) for k, v in NETWORK_CONFIGS.items()},
         "network_batch": NETWORK_BATCH,
         "loss_config": list(LOSS_CONFIG), "loss_batch": LOSS_BATCH, "sgd_steps": SGD_STEPS,
-        "log_alpha": LOG_ALPHA, "eval_envs": EVAL_ENVS, "eval_length": EVAL_LENGTH, "env_ids": list(ENV_IDS), "lr": 3e-4, "logsumexp_penalty_coeff": 0.1, "target_entropy": -0.5 * ACTION_DIM,
+        "log_alpha": LOG_ALPHA, "eval_envs": EVAL_ENVS, "eval_length": EVAL_LENGTH, "env_ids": list(ENV_IDS), "parity_env_ids": list(PARITY_ENV_IDS), "n_resets": N_RESETS,
+        "rollout_steps": ROLLOUT_STEPS, "kick": KICK, "probe_radii": list(PROBE_RADII), "lr": 3e-4, "logsumexp_penalty_coeff": 0.1, "target_entropy": -0.5 * ACTION_DIM,
         "param_specs": specs,
     }
     meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")

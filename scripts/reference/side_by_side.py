@@ -1,0 +1,203 @@
+"""Train with our code and the authors' on the same config and seeds, one run at a time, and compare.
+
+    # runs (ours, then theirs, alternating which goes first per seed), wall time of each:
+    uv run python scripts/reference/side_by_side.py run --ref $REF --out sbs/ant --env_id ant --seeds 0 1 2
+    # the table (eval success per epoch, mean and spread over seeds, Welch p at the end, wall times)
+    # and one plot of both:
+    uv run python scripts/reference/side_by_side.py report sbs/ant --plot docs/side_by_side_ant.png
+
+`$REF` is an install of the authors' code made as docs/parity.md (Reproducing) describes: `$REF/src`
+their checkout, `$REF/venv` its venv. Both programs get the same flags: env, envs, unroll length,
+batch size, widths and depths, SGD batches per training step, epochs, training steps per epoch,
+evaluation envs, replay sizes, seed. Their code has no flag for training steps per epoch; it derives
+them from the total, so the total is set to prefill + epochs x steps x envs x unroll for both, and
+each side's log is checked for that count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ("env_id", "num_envs", "unroll_length", "batch_size", "critic_network_width", "actor_network_width",
+          "critic_depth", "actor_depth", "num_sgd_batches_per_training_step", "num_epochs", "num_eval_envs",
+          "min_replay_size", "max_replay_size", "episode_length")
+EPOCH_LINE = re.compile(r"epoch (\d+) out of (\d+) complete\. metrics: (.*)$")
+METRIC = re.compile(r"'([^']+)': (?:Array\(|np\.float\d+\()?(-?(?:nan|inf|[0-9.]+(?:e[-+]?\d+)?))")
+
+
+def total_env_steps(c: dict) -> int:
+    per_step = c["num_envs"] * c["unroll_length"]
+    prefill_unrolls = math.ceil(c["min_replay_size"] / c["unroll_length"])
+    return prefill_unrolls * per_step + c["num_epochs"] * c["train_steps_per_epoch"] * per_step
+
+
+def ours_cmd(c: dict, seed: int, run_dir: Path) -> list[str]:
+    flags = [f"--{k}={c[k]}" for k in SHARED]
+    return ["uv", "run", "--project", str(ROOT), "python", str(ROOT / "train.py"), *flags,
+            f"--total_env_steps={total_env_steps(c)}", f"--seed={seed}", f"--run_dir={run_dir}",
+            "--track=False", "--capture_vis=False", "--checkpoint=False"]
+
+
+def theirs_cmd(c: dict, seed: int, ref: Path) -> list[str]:
+    flags = [f"--{k}={c[k]}" for k in SHARED]
+    return [str(ref / "venv" / "bin" / "python"), "train.py", *flags, f"--total_env_steps={total_env_steps(c)}",
+            f"--seed={seed}", "--no-track", "--no-capture-vis", "--no-checkpoint"]
+
+
+def run(a) -> None:
+    c = {k: getattr(a, k) for k in (*SHARED, "train_steps_per_epoch")}
+    a.out.mkdir(parents=True, exist_ok=True)
+    record_path = a.out / "runs.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"config": c, "runs": []}
+    if record["config"] != c:
+        sys.exit(f"{a.out} holds runs of another config ({record_path}); use a new --out")
+    done = {(r["code"], r["seed"]) for r in record["runs"]}
+    for i, seed in enumerate(a.seeds):
+        order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")  # neither always runs first
+        for code in order:
+            if (code, seed) in done:
+                continue
+            log = a.out / f"{code}_s{seed}.log"
+            if code == "ours":
+                cmd, cwd = ours_cmd(c, seed, a.out / f"ours_s{seed}"), ROOT
+            else:
+                cmd, cwd = theirs_cmd(c, seed, a.ref), a.ref / "src"
+            print(f"{time.strftime('%H:%M:%S')} {code} seed {seed}: {shlex.join(cmd)}", flush=True)
+            t0 = time.time()
+            with open(log, "w") as f:
+                rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                                     env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+            wall = time.time() - t0
+            print(f"{time.strftime('%H:%M:%S')} {code} seed {seed}: exit {rc}, {wall:.0f} s", flush=True)
+            if rc != 0:
+                sys.exit(f"{code} seed {seed} failed (exit {rc}); see {log}")
+            record["runs"].append({"code": code, "seed": seed, "wall_s": wall, "command": shlex.join(cmd)})
+            record_path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def their_metrics(log: Path) -> list[dict]:
+    """Per epoch, the metrics dict their train.py prints (values are jax arrays in its repr)."""
+    out = []
+    for line in log.read_text().splitlines():
+        m = EPOCH_LINE.search(line)
+        if m:
+            out.append({k: float(v) for k, v in METRIC.findall(m.group(3))})
+    return out
+
+
+def our_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def curves(out: Path, key: str) -> dict[str, dict[int, np.ndarray]]:
+    record = json.loads((out / "runs.json").read_text())
+    cur: dict[str, dict[int, np.ndarray]] = {"ours": {}, "theirs": {}}
+    for r in record["runs"]:
+        seed = r["seed"]
+        rows = our_metrics(out / f"ours_s{seed}") if r["code"] == "ours" else their_metrics(out / f"theirs_s{seed}.log")
+        cur[r["code"]][seed] = np.array([row[key] for row in rows])
+    return cur
+
+
+def report(a) -> dict:
+    from scipy import stats
+
+    record = json.loads((a.out / "runs.json").read_text())
+    c = record["config"]
+    succ = curves(a.out, "eval/episode_success")
+    dist = curves(a.out, "eval/episode_dist")
+    wall = {code: [r["wall_s"] for r in record["runs"] if r["code"] == code] for code in ("ours", "theirs")}
+    for code, by_seed in succ.items():
+        for seed, v in by_seed.items():
+            if len(v) != c["num_epochs"]:
+                sys.exit(f"{code} seed {seed}: {len(v)} epochs logged, expected {c['num_epochs']}")
+    summary = {"config": c, "total_env_steps": total_env_steps(c), "epochs": {}, "wall_s": wall}
+    print(f"{c['env_id']}: {len(succ['ours'])} seeds ours, {len(succ['theirs'])} theirs; "
+          f"eval success = steps within the radius per episode of {c['episode_length']}")
+    print("\n| epoch | env steps | ours success | theirs success | ours dist | theirs dist |\n|---|---|---|---|---|---|")
+    per_epoch = c["train_steps_per_epoch"] * c["num_envs"] * c["unroll_length"]
+    prefill = total_env_steps(c) - c["num_epochs"] * per_epoch
+    for e in range(c["num_epochs"]):
+        row = {}
+        for name, cur in (("success", succ), ("dist", dist)):
+            for code in ("ours", "theirs"):
+                v = np.array([s[e] for s in cur[code].values()])
+                row[f"{code}_{name}"] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+        summary["epochs"][e + 1] = row
+        fmt = lambda m: f"{m[0]:.1f} ± {m[1]:.1f}"  # noqa: E731
+        print(f"| {e + 1} | {prefill + (e + 1) * per_epoch:,} | {fmt(row['ours_success'])} | "
+              f"{fmt(row['theirs_success'])} | {fmt(row['ours_dist'])} | {fmt(row['theirs_dist'])} |")
+    last = {code: np.array([s[-1] for s in succ[code].values()]) for code in succ}
+    if len(last["ours"]) > 1 and len(last["theirs"]) > 1 and (last["ours"].std() > 0 or last["theirs"].std() > 0):
+        p = float(stats.ttest_ind(last["ours"], last["theirs"], equal_var=False).pvalue)
+    else:
+        p = float("nan")
+    summary["welch_p_last_epoch"] = p
+    print(f"\nlast epoch success: ours {last['ours'].mean():.1f}, theirs {last['theirs'].mean():.1f}, Welch p {p:.2f}")
+    ratio = np.median(wall["theirs"]) / np.median(wall["ours"]) if wall["ours"] and wall["theirs"] else float("nan")
+    summary["wall_ratio_theirs_over_ours"] = float(ratio)
+    print(f"wall time per run (median): ours {np.median(wall['ours']):.0f} s, theirs {np.median(wall['theirs']):.0f} s,"
+          f" ratio {ratio:.2f}")
+    if a.plot:
+        plot(a.plot, c, succ, dist, prefill, per_epoch)
+    if a.json:
+        Path(a.json).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def plot(path, c, succ, dist, prefill, per_epoch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = prefill + per_epoch * np.arange(1, c["num_epochs"] + 1)
+    for ax, cur, label in ((axes[0], succ, "eval success (steps within radius)"), (axes[1], dist, "eval distance")):
+        for code, color in (("ours", "tab:blue"), ("theirs", "tab:orange")):
+            v = np.stack(list(cur[code].values()))
+            name = "this project" if code == "ours" else "authors' code"
+            ax.plot(steps, v.mean(0), color=color, label=f"{name} ({len(v)} seeds)")
+            ax.fill_between(steps, v.min(0), v.max(0), color=color, alpha=0.2)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(label)
+    axes[0].legend()
+    fig.suptitle(f"{c['env_id']}, depth {c['critic_depth']}, width {c['critic_network_width']}: mean, min-max band")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--ref", type=Path, required=True, help="the authors' install ($REF/src, $REF/venv)")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    defaults = {"env_id": "ant", "num_envs": 128, "unroll_length": 62, "batch_size": 256, "critic_network_width": 256,
+                "actor_network_width": 256, "critic_depth": 4, "actor_depth": 4,
+                "num_sgd_batches_per_training_step": 32, "num_epochs": 10, "num_eval_envs": 32,
+                "min_replay_size": 1000, "max_replay_size": 10000, "episode_length": 1000, "train_steps_per_epoch": 20}
+    for k, v in defaults.items():
+        r.add_argument(f"--{k}", type=type(v), default=v)
+    rep = sub.add_parser("report")
+    rep.add_argument("out", type=Path)
+    rep.add_argument("--plot", help="PNG of both codes' curves")
+    rep.add_argument("--json", help="the table as JSON")
+    a = p.parse_args()
+    run(a) if a.cmd == "run" else report(a)
+
+
+if __name__ == "__main__":
+    main()
