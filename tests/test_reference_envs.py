@@ -149,15 +149,28 @@ def deviations(env_id: str, steps=(1, 10, 100)) -> dict:
 
 def ks_min_p(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, int, list[int]]:
     """(smallest KS p over varying coordinates x their number, that number, constant coordinates
-    whose values differ). Values are compared at a resolution of 1e-4: some coordinates take a few
-    discrete values (a maze's start cells), which the two stacks compute a few ulps apart, and
+    whose values differ). Values within 1e-4 of each other count as one: some coordinates take a
+    few discrete values (a maze's start cells), which the two stacks compute a few ulps apart, and
     KS would read that as a shift."""
-    ours, theirs = np.round(ours.astype(np.float64), 4), np.round(theirs.astype(np.float64), 4)
+    ours, theirs = merge_close(ours, theirs)
     varying = (np.ptp(theirs, 0) > 0) | (np.ptp(ours, 0) > 0)
     differ = [int(i) for i in np.flatnonzero(~varying) if not np.allclose(ours[0, i], theirs[0, i], atol=1e-6)]
     ps = [stats.ks_2samp(ours[:, i], theirs[:, i]).pvalue for i in np.flatnonzero(varying)]
     n = max(len(ps), 1)
     return (min(ps) * n if ps else 1.0), n, differ
+
+
+def merge_close(a: np.ndarray, b: np.ndarray, tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, every value replaced by the smallest value of its cluster in the pooled sample
+    (clusters: sorted values with gaps <= tol)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    out_a, out_b = np.empty_like(a), np.empty_like(b)
+    for i in range(a.shape[1]):
+        pooled = np.sort(np.concatenate([a[:, i], b[:, i]]))
+        starts = pooled[np.concatenate([[True], np.diff(pooled) > tol])]
+        out_a[:, i] = starts[np.searchsorted(starts, a[:, i] + 1e-12, side="right") - 1]
+        out_b[:, i] = starts[np.searchsorted(starts, b[:, i] + 1e-12, side="right") - 1]
+    return out_a, out_b
 
 
 @functools.cache
@@ -222,7 +235,30 @@ def check_success_rule(env_id):
         np.testing.assert_allclose(np.asarray(ours["dist"]), ref(env_id, "probe_dist"), rtol=1e-5, atol=1e-6)
 
 
-CHECKS = (check_reset_distribution, check_observation_of_a_matched_state, check_dynamics_from_a_matched_state,
+def check_arm_model(env_id):
+    """The robot's and cube's compiled parameters, joint by joint (their marker body left out): what
+    their loader gives, not what their XML says (see envs/panda.py)."""
+    if not env_id.startswith(OWN_MODEL):
+        return  # the other envs' whole compiled models: tests/test_reference.py
+    with np.load(DATA / "env_facts.npz") as f:
+        theirs = {k.split("/", 1)[1]: f[k] for k in f.files if k.startswith(env_id + "/")}
+    env = our_env(env_id)
+    sy, m = env.sys, env.sys.mj_model
+    for name in ("dof_damping", "dof_armature"):
+        np.testing.assert_allclose(arm_qd(env, theirs[name]), np.asarray(getattr(sy, name)), err_msg=name)
+    joints = [m.jnt_qposadr.tolist().index(a) for a in (env._q_cube, env._q_arm, *env._q_fingers)]
+    ours_range = np.asarray(sy.jnt_range)[[joints[0], *range(joints[1], joints[1] + 7), *joints[2:]]]
+    theirs_range = theirs["jnt_range"][[0, *range(2, 9), 9, 10]]  # cube, joint1..7, fingers (marker: 1)
+    np.testing.assert_allclose(ours_range[1:], theirs_range[1:], rtol=1e-6, err_msg="joint ranges")
+    np.testing.assert_allclose(np.asarray(sy.actuator.gear), theirs["actuator_gear"], err_msg="gear")
+    np.testing.assert_allclose(np.asarray(sy.actuator.ctrl_range), theirs["actuator_ctrl_range"], rtol=1e-6,
+                               err_msg="actuator control range")
+    # world, cube, (their marker), link1..7, fingers
+    np.testing.assert_allclose(np.asarray(sy.body_mass), np.delete(theirs["body_mass"], 2), rtol=1e-5,
+                               err_msg="body masses")
+
+
+CHECKS = (check_arm_model, check_reset_distribution, check_observation_of_a_matched_state, check_dynamics_from_a_matched_state,
           check_success_rule)
 
 
