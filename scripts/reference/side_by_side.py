@@ -96,6 +96,13 @@ def their_metrics(log: Path) -> list[dict]:
     return out
 
 
+def training_steps_logged(log: Path, code: str) -> int | None:
+    """Training steps per epoch as the program itself reports them in its log."""
+    pattern = r"x (\d+) training steps x" if code == "ours" else r"num_training_steps_per_epoch: (\d+)"
+    found = [int(m) for m in re.findall(pattern, log.read_text())]
+    return found[-1] if found else None
+
+
 def our_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
@@ -122,6 +129,9 @@ def report(a) -> dict:
         for seed, v in by_seed.items():
             if len(v) != c["num_epochs"]:
                 sys.exit(f"{code} seed {seed}: {len(v)} epochs logged, expected {c['num_epochs']}")
+            steps = training_steps_logged(a.out / f"{code}_s{seed}.log", code)
+            if steps != c["train_steps_per_epoch"]:
+                sys.exit(f"{code} seed {seed} ran {steps} training steps per epoch, not {c['train_steps_per_epoch']}")
     summary = {"config": c, "total_env_steps": total_env_steps(c), "epochs": {}, "wall_s": wall}
     print(f"{c['env_id']}: {len(succ['ours'])} seeds ours, {len(succ['theirs'])} theirs; "
           f"eval success = steps within the radius per episode of {c['episode_length']}")
