@@ -20,8 +20,8 @@ zero-action step with the goal placed at 0.5-3 x the success radius. Here:
 
 The arm tasks run our own scene (envs/panda.py): the authors' link frames, inertials, actuators
 and joint parameters as their loader compiles them, with primitive collision geoms instead of
-meshes and no goal-marker body. Their first 10 steps (the gripper in free space) are held to the
-same bound; the gap after contact (step 100) is measured and reported.
+meshes and no goal-marker body. Their first 5 steps (the gripper in free space) are held to the
+same bound; the gap after the first contact is measured and reported.
 """
 
 from __future__ import annotations
