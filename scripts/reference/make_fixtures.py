@@ -11,8 +11,10 @@ its `if __name__ == "__main__":` block, taken from their source with `ast` and e
 with the globals they close over (args, actor, sa_encoder, g_encoder, target_entropy). Their goal
 sampler is TrajectoryUniformSamplingQueue from their buffer.py, imported as is.
 
-Writes networks.npz, losses.npz, goal_sampling.npz, buffer_window.npz and meta.json (commit,
-versions, command, the parameter trees' names and shapes).
+Writes networks.npz, losses.npz, goal_sampling.npz, buffer_window.npz, evaluation.npz,
+env_facts.npz (sizes, timing, compiled models), env_dynamics.npz (resets, rollouts from a reset
+state and their kicked copies, success probes; their envs come from their make_env) and meta.json
+(commit, versions, command, the parameter trees' names and shapes).
 """
 
 from __future__ import annotations
