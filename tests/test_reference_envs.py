@@ -131,13 +131,13 @@ def our_rollouts(env_id: str, steps: int):
 
     pair = jax.tree.map(lambda a, b: jnp.stack([a, b]), s0, kicked)
     obs = jax.jit(jax.vmap(rollout, in_axes=(0, None)))(pair, jnp.asarray(ref(env_id, "actions")[:steps]))
-    return np.asarray(s0.obs), np.asarray(obs[0]), np.asarray(obs[1])
+    return np.asarray(obs[0]), np.asarray(obs[1])
 
 
 def deviations(env_id: str, steps=(1, 10, 100)) -> dict:
     """Max |difference| over the observation after each of `steps`: ours vs theirs, theirs vs their
     kicked copy, ours vs our kicked copy."""
-    _, ours, ours_kicked = our_rollouts(env_id, max(steps))
+    ours, ours_kicked = our_rollouts(env_id, max(steps))
     theirs, theirs_kicked = ref(env_id, "traj_obs"), ref(env_id, "kicked_obs")
     out = {}
     for t in steps:
@@ -221,11 +221,15 @@ def check_dynamics_from_a_matched_state(env_id):
         assert d["ours_vs_theirs"] <= bound, f"step {t}: {d}"
 
 
-def check_success_rule(env_id):
+def our_probe_metrics(env_id: str) -> dict:
+    """Our env's metrics on the authors' observations after the success-probe step."""
     env = our_env(env_id)
-    obs = jnp.asarray(ref(env_id, "probe_obs"))
     ps = matched_state(env, env_id).pipeline_state
-    ours = jax.vmap(lambda o: env._metrics(ps, o))(obs)
+    return jax.vmap(lambda o: env._metrics(ps, o))(jnp.asarray(ref(env_id, "probe_obs")))
+
+
+def check_success_rule(env_id):
+    ours = our_probe_metrics(env_id)
     theirs_success = ref(env_id, "probe_success")
     if env_id not in NO_DYNAMICS:  # their reacher's fingertip leaves the plane within a step (z velocity
         # -6 m/s), so no target in the plane is within 0.05 of it: there only `dist` is compared.

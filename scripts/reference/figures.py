@@ -105,19 +105,17 @@ def main():
         sizes = ", ".join(f"{k} {ref[f'{env_id}/{k}']}" for k in ("observation_size", "action_size", "goal_start",
                                                                       "goal_end", "n_frames"))
         print(f"| {env_id} ({sizes}) | {'; '.join(diffs) or 'nothing'} |")
-    print("\n| env | resets: KS p x coordinates | matched obs: max err | step 1: ours-theirs / their kick / our kick "
-          "| step 10 | step 100 | success probe |\n|---|---|---|---|---|---|---|")
+    print("\n| env | resets: KS p (entries) | matched obs | step 1: ours-theirs / their kick / our kick "
+          "| step 10 | step 100 | success |\n|---|---|---|---|---|---|---|")
     for env_id in E.PARITY_ENV_IDS:
         p_bonf, n, differ = E.ks_min_p(E.our_resets(env_id), E.ref(env_id, "resets"))
         obs0 = np.asarray(E.matched_state(E.our_env(env_id), env_id).obs)
         err0 = np.abs(obs0 - E.ref(env_id, "obs0")).max()
         dev = E.deviations(env_id)
-        env = E.our_env(env_id)
-        ps = E.matched_state(env, env_id).pipeline_state
-        ours = jax.vmap(lambda o: env._metrics(ps, o))(jnp.asarray(E.ref(env_id, "probe_obs")))
+        ours = E.our_probe_metrics(env_id)
         agree = int((np.asarray(ours["success"]) == E.ref(env_id, "probe_success")).sum())
         cells = [" / ".join(f"{dev[t][k]:.1e}" for k in ("ours_vs_theirs", "their_kick", "our_kick")) for t in (1, 10, 100)]
-        print(f"| {env_id} | {min(p_bonf, 1.0):.2f} x {n}{' (constants differ: ' + str(differ) + ')' if differ else ''} "
+        print(f"| {env_id} | {min(p_bonf, 1.0):.2f} ({n}){' (constants differ: ' + str(differ) + ')' if differ else ''} "
               f"| {err0:.1e} | {' | '.join(cells)} | {agree}/{len(ours['success'])} |")
     e = T.load("evaluation")
     print("evaluation: " + ", ".join(f"{k.replace('__', '/')} {float(v):.4f}" for k, v in e.items()))

@@ -1,10 +1,10 @@
 """Train with our code and the authors' on the same config and seeds, one run at a time, and compare.
 
     # runs (ours, then theirs, alternating which goes first per seed), wall time of each:
-    uv run python scripts/reference/side_by_side.py run --ref $REF --out sbs/ant --env_id ant --seeds 0 1 2
+    uv run python scripts/reference/side_by_side.py run --ref $REF --out sbs/arm_reach --env_id arm_reach
     # the table (eval success per epoch, mean and spread over seeds, Welch p at the end, wall times)
     # and one plot of both:
-    uv run python scripts/reference/side_by_side.py report sbs/ant --plot docs/side_by_side_ant.png
+    uv run python scripts/reference/side_by_side.py report sbs/arm_reach --plot side_by_side_arm_reach.png
 
 `$REF` is an install of the authors' code made as docs/parity.md (Reproducing) describes: `$REF/src`
 their checkout, `$REF/venv` its venv. Both programs get the same flags: env, envs, unroll length,
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import shlex
 import subprocess
@@ -77,7 +78,7 @@ def run(a) -> None:
             t0 = time.time()
             with open(log, "w") as f:
                 rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                     env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+                                     env={**os.environ, "JAX_PLATFORMS": "cpu"})
             wall = time.time() - t0
             print(f"{time.strftime('%H:%M:%S')} {code} seed {seed}: exit {rc}, {wall:.0f} s", flush=True)
             if rc != 0:
