@@ -68,6 +68,9 @@ class Bench(train.Config):
     and print the scaling efficiency against the smallest count; empty = all devices, no table."""
     epochs: int = 2
     """Timed epochs after the compiling one."""
+    seed_counts: tuple[int, ...] = ()
+    """Also time each depth with --num_seeds N for these N (one process each) and print how much faster
+    N seeds train in one process than N runs one after another; empty = no table."""
     compile_only: Bool = False
     """Only compile the training step: compile time and XLA's memory plan (for depths too slow to run)."""
     json_out: Optional[str] = "bench.json"
@@ -218,6 +221,7 @@ def describe(config: train.Config) -> dict:
         "env_id": config.env_id,
         "actor_depth": config.actor_depth,
         "critic_depth": config.critic_depth,
+        "num_seeds": config.num_seeds,
         "width": config.critic_network_width,
         "num_envs": config.num_envs,
         "batch_size": config.batch_size,
@@ -265,9 +269,12 @@ def measure(
     `report(partial)` is called after each stage with the figures so far, so a caller that is
     stopped part-way still has them."""
     report = report or (lambda figures: None)
+    if config.num_seeds > 1:  # several seeds' whole epochs only: the parts are one seed's
+        breakdown = floors = time_update = False
     trainer = train.build(config)
     d = trainer.derived
-    ts, env_state, buf = trainer.init(jax.random.PRNGKey(config.seed))
+    keys = [jax.random.PRNGKey(config.seed + k) for k in range(config.num_seeds)]
+    ts, env_state, buf = trainer.init(jnp.stack(keys) if config.num_seeds > 1 else keys[0])
     start = time.perf_counter()
     step = trainer.training_step.lower(ts, env_state, buf).compile()
     compile_s = time.perf_counter() - start
@@ -313,7 +320,7 @@ def measure(
         epoch_s = min(epoch_times)
         result["train_sps"] = d.training_steps_per_epoch * d.env_steps_per_training_step / epoch_s
         result["epoch_s"] = epoch_s
-        if not time_update:
+        if not time_update and config.num_seeds == 1:
             # A training step is one unroll (at the prefill's measured speed) plus the update.
             update_s = epoch_s / d.training_steps_per_epoch - d.env_steps_per_training_step / result["collect_sps"]
             if update_s > 0:  # else the update is lost in the timing's noise: no figure
@@ -425,6 +432,18 @@ def print_scaling(results: list[dict]) -> None:
             print(
                 f"| {depth} | {r['device_count']} | {r['train_sps']:,.0f} | x{speedup:.2f} | {efficiency:.0%} |"
             )
+
+
+def print_seeds(results: list[dict]) -> None:
+    """N seeds in one process (--num_seeds N) against N runs of one seed one after another, from the
+    timed epochs: speed-up = N x (env steps/s of each seed) / (env steps/s of a one-seed run)."""
+    print("\n| depth | seeds | env steps/s, all seeds | speed-up over N runs in turn |\n|---|---|---|---|")
+    for depth in dict.fromkeys(r["critic_depth"] for r in results):
+        rows = sorted((r for r in results if r["critic_depth"] == depth), key=lambda r: r["num_seeds"])
+        one = next(r["train_sps"] for r in rows if r["num_seeds"] == 1)
+        for r in rows:
+            total = r["num_seeds"] * r["train_sps"]
+            print(f"| {depth} | {r['num_seeds']} | {total:,.0f} | x{total / one:.2f} |")
 
 
 def side_by_side(config: train.Config, args: Bench, install: Path) -> list[dict]:
@@ -543,7 +562,9 @@ def main(args: Optional[list[str]] = None) -> None:
         except ValueError as e:
             sys.exit(f"error: {e}")
         return
-    if not args.depths and not args.device_counts:
+    if args.seed_counts and (args.compile_only or args.device_counts):
+        sys.exit("error: --seed_counts times whole epochs on all devices: drop --compile_only and --device_counts")
+    if not args.depths and not args.device_counts and not args.seed_counts:
         results = [measure(config, args.epochs, args.compile_only)]
     else:
         results = []
@@ -554,15 +575,21 @@ def main(args: Optional[list[str]] = None) -> None:
             for devices in args.device_counts or (None,):
                 results.append(measure_in_subprocess(one, args, devices))
                 print(f"depth {depth}, devices {devices or 'all'} done", file=sys.stderr)
-    print_table(results)
+            for n in sorted(set(args.seed_counts) - {one.num_seeds}):
+                results.append(measure_in_subprocess(dataclasses.replace(one, num_seeds=n), args, None))
+                print(f"depth {depth}, {n} seeds done", file=sys.stderr)
+    single = [r for r in results if r["num_seeds"] == 1]
+    print_table(single)
     if not args.compile_only:
-        print_breakdown(results)
+        print_breakdown(single)
     if args.device_counts and not args.compile_only:
         print_scaling(results)
+    if args.seed_counts:
+        print_seeds(results)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=2)
-    if not args.depths and not args.device_counts:
+    if not args.depths and not args.device_counts and not args.seed_counts:
         print(json.dumps(results[0]))
 
 

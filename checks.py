@@ -7,6 +7,8 @@ train (the config and train.schedule are passed in).
 
 from __future__ import annotations
 
+import os
+
 import jax
 
 import envs
@@ -17,7 +19,7 @@ FIELD_RULES = [
     (("episode_length", "num_envs", "num_eval_envs", "total_env_steps", "num_epochs", "unroll_length",
       "max_replay_size", "min_replay_size", "batch_size", "num_sgd_batches_per_training_step", "repr_dim",
       "critic_network_width", "actor_network_width", "critic_depth", "actor_depth", "checkpoint_every",
-      "checkpoint_keep", "vis_length", "actor_lr", "critic_lr", "alpha_lr"),
+      "checkpoint_keep", "vis_length", "actor_lr", "critic_lr", "alpha_lr", "num_seeds"),
      lambda v: v > 0, "must be positive"),
     (("expl_actor", "eval_actor", "num_render", "logsumexp_penalty_coeff", "unroll_blocks",
       "critic_skip_connections", "actor_skip_connections"),
@@ -41,6 +43,16 @@ def validate(config, schedule):
                 f"(--{net}_skip_connections): depth counts the Dense layers in the residual blocks; "
                 f"use e.g. {max(block, depth - depth % block)} or {depth - depth % block + block}"
             )
+    if config.num_seeds > 1 and config.resume:
+        raise ConfigError(
+            "--resume takes one run's folder; to continue a --num_seeds run, give its command again "
+            "with the same --run_dir (each seed resumes from its own checkpoint there)"
+        )
+    if config.num_seeds > 1 and os.environ.get("WANDB_SWEEP_ID"):
+        raise ConfigError(
+            "--num_seeds > 1 under a wandb sweep agent, which follows one wandb run per command: "
+            "sweep over --seed instead"
+        )
     if config.min_replay_size > config.max_replay_size:
         raise ConfigError(
             f"--min_replay_size {config.min_replay_size} exceeds --max_replay_size {config.max_replay_size}"

@@ -151,7 +151,7 @@ def config_mismatch(saved, given) -> list[str]:
 # =============================================================================
 
 
-def data_parallel(num_devices: int, init_fn: Callable):
+def data_parallel(num_devices: int, init_fn: Callable, num_seeds: int = 1):
     """Shardings of (TrainingState, env_state, buffer) for data parallelism over all devices.
 
     Envs and the buffer's env axis are split across devices (one mesh axis, "data"); parameters
@@ -159,15 +159,18 @@ def data_parallel(num_devices: int, init_fn: Callable):
     propagates these shardings from the jit boundary inwards and adds the collectives (gathering
     goal encodings for the InfoNCE logits, averaging gradients). Random draws do not depend on
     the split, so 1 and N devices compute the same numbers up to floating-point reassociation.
+    With num_seeds > 1, init_fn takes a key per seed and every array has a leading seed axis, kept whole.
     """
     mesh = jax.make_mesh((num_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
     def spec(*axes):
         return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*axes))
 
-    ts, env_state, buf = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
-    by_env = jax.tree.map(lambda x: spec("data") if x.ndim else spec(), env_state)
-    by_buffer_env = jax.tree.map(lambda x: spec(None, "data") if x.ndim >= 2 else spec(), buf)
+    lead = (None,) if num_seeds > 1 else ()
+    key = jax.random.PRNGKey(0)
+    ts, env_state, buf = jax.eval_shape(init_fn, jnp.stack([key] * num_seeds) if lead else key)
+    by_env = jax.tree.map(lambda x: spec(*lead, "data") if x.ndim > len(lead) else spec(), env_state)
+    by_buffer_env = jax.tree.map(lambda x: spec(*lead, None, "data") if x.ndim >= 2 + len(lead) else spec(), buf)
     return jax.tree.map(lambda _: spec(), ts), by_env, by_buffer_env
 
 
@@ -418,6 +421,7 @@ def start_wandb(config, run_dir: Path, wandb_id: Optional[str]):
             name=run_dir.name,
             id=wandb_id,
             resume="allow" if wandb_id else None,
+            reinit="create_new",  # several seeds in one process (--num_seeds): one wandb run each
             mode=config.wandb_mode,
             dir=config.wandb_dir or str(run_dir),
             config=described(config),
@@ -621,6 +625,7 @@ class Run:
         self.record: dict = {}
         self.eta = 0.0
         self.stopping = False
+        self.label = ""  # "seed 3 | " when one process trains several seeds
 
     @property
     def finished(self) -> bool:
@@ -647,10 +652,12 @@ class Run:
         )
 
     def end_epoch(
-        self, epoch: int, epoch_env_steps: int, record: dict, state: Callable[[], tuple[dict, dict]]
+        self, epoch: int, epoch_env_steps: int, record: dict, state: Callable[[], tuple[dict, dict]],
+        stopping: Optional[bool] = None,
     ):
         """Checks the epoch's record for NaNs, writes it, and saves a checkpoint when due or asked for
-        by a stop signal (`state()` gives the (params, train_state) to save)."""
+        by a stop signal (`state()` gives the (params, train_state) to save). `stopping`: whether a
+        stop signal came, when the caller read the flag once for several runs (Seeds)."""
         c = self.config
         self.env_steps += epoch_env_steps
         check_finite(
@@ -664,7 +671,7 @@ class Run:
         self.eta = (c.num_epochs - epoch) * sum(recent) / len(recent)
         # Read the signal flag once: one that lands after this line waits for the next epoch, so the
         # stop below never finds a signal that this checkpoint decision did not see.
-        self.stopping = bool(self.stop.received)
+        self.stopping = bool(self.stop.received) if stopping is None else stopping
         due = epoch % c.checkpoint_every == 0 or epoch == c.num_epochs or self.stopping
         if self.checkpoints is not None and due:
             params, train_state = state()
@@ -693,9 +700,9 @@ class Run:
         """The epoch's line on the terminal: losses, temperature, evaluation score, ETA."""
         r, c = self.record, self.config
         log.info(
-            "epoch %d/%d | env steps %s | %s sps | critic %.4f actor %.4f alpha %.4f | eval success "
+            "%sepoch %d/%d | env steps %s | %s sps | critic %.4f actor %.4f alpha %.4f | eval success "
             "%.1f/%d steps, any %.2f, dist %.2f per step | ETA %s",
-            epoch, c.num_epochs, f"{self.env_steps:,}", f"{r['training/sps']:,.0f}",
+            self.label, epoch, c.num_epochs, f"{self.env_steps:,}", f"{r['training/sps']:,.0f}",
             r["training/critic_loss"], r["training/actor_loss"], r["training/alpha"],
             r["eval/episode_success"], c.episode_length, r["eval/episode_success_any"],
             r["eval/episode_dist"] / max(r["eval/avg_episode_length"], 1.0), format_eta(self.eta),
@@ -705,6 +712,96 @@ class Run:
         if self.metrics is not None:
             self.metrics.close()
         return {**self.record, "run_dir": str(self.dir)}
+
+
+class Seeds:
+    """The runs one process trains together (train.py --num_seeds): a Run per seed, each with its own
+    directory, config.json, metrics, checkpoints and wandb run, driven in lockstep. With several
+    seeds every array of the training state carries a leading seed axis (`pick`, `stack`).
+
+    A stop signal is read once per epoch for all seeds, so all of them checkpoint at the same epoch. A
+    seed whose metrics turn non-finite stops alone: its checkpoints stay as they were, the others
+    train on, and the process then ends with an error that names it."""
+
+    def __init__(self, configs: list, stop: StopSignals, budget: Callable[[Any], tuple[int, int]]):
+        self.runs = [Run(c, stop, budget) for c in configs]
+        self.stop, self.several = stop, len(configs) > 1
+        self.failed: dict[int, str] = {}  # seed index -> why it stopped
+        self.stopping = False
+        if self.several:
+            for r in self.runs:
+                r.label = f"seed {r.config.seed} | "
+        starts = {str(r.dir): r.first_epoch for r in self.runs}
+        if len(set(starts.values())) > 1:  # a kill between the seeds' saves of one epoch
+            raise RunDirError(
+                "the seeds' latest checkpoints are of different epochs ("
+                + ", ".join(f"{d}: {e}" for d, e in starts.items())
+                + "); bring each seed to the same epoch with --resume <its folder> and the same flags, "
+                "then continue them together"
+            )
+        self.first_epoch, self.finished = self.runs[0].first_epoch, self.runs[0].finished
+
+    @property
+    def env_steps(self) -> int:
+        return self.runs[0].env_steps
+
+    def pick(self, tree, k: int):
+        """Seed k's part of a tree of arrays with a seed axis (the tree itself for a single seed)."""
+        return jax.tree.map(lambda x: x[k], tree) if self.several else tree
+
+    def stack(self, trees: list):
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *trees) if self.several else trees[0]
+
+    def restore(self, params: dict, train_state: dict) -> Optional[tuple[dict, dict]]:
+        """Run.restore for every seed, stacked and placed like the templates; None for a new run."""
+        restored = [r.restore(*self.pick((params, train_state), k)) for k, r in enumerate(self.runs)]
+        if restored[0] is None or not self.several:
+            return restored[0]
+        stacked = self.stack(restored)
+        templates = (params, {k: v for k, v in train_state.items() if k in stacked[1]})
+        return jax.tree.map(lambda x, t: jax.device_put(x, t.sharding), stacked, templates)
+
+    def begin(self) -> None:
+        for r in self.runs:
+            r.begin()
+
+    def end_epoch(self, epoch: int, epoch_env_steps: int, records: list[dict],
+                  state: Callable[[int], tuple[dict, dict]]) -> None:  # fmt: skip
+        """Run.end_epoch for each seed still training: records[k] and state(k) are seed k's."""
+        self.stopping = bool(self.stop.received)
+        for k, r in enumerate(self.runs):
+            if k in self.failed:
+                continue
+            try:
+                r.end_epoch(epoch, epoch_env_steps, records[k], lambda k=k: state(k), self.stopping)
+            except FloatingPointError as e:
+                if not self.several:
+                    raise
+                self.failed[k] = f"seed {r.config.seed}: {e}"
+                log.error("%s; the other seeds train on", self.failed[k])
+        if len(self.failed) == len(self.runs):
+            raise FloatingPointError("; ".join(self.failed.values()))
+
+    def check_stop(self, epoch: int) -> None:
+        if not self.several:
+            return self.runs[0].check_stop(epoch)
+        if self.stopping and epoch < self.runs[0].config.num_epochs:
+            self.stop.check(f"after epoch {epoch}", f"epoch_{epoch} of each seed's run directory")
+
+    def log_epoch(self, epoch: int) -> None:
+        for k, r in enumerate(self.runs):
+            if k not in self.failed:
+                r.log_epoch(epoch)
+
+    def close(self) -> dict | list[dict]:
+        """The last records (a list, one per seed, with several); raises if a seed stopped on NaNs."""
+        results = [r.close() for r in self.runs]
+        if self.failed:
+            raise FloatingPointError(
+                "; ".join(self.failed.values()) + ". The other seeds finished: "
+                + ", ".join(res["run_dir"] for k, res in enumerate(results) if k not in self.failed)
+            )
+        return results if self.several else results[0]
 
 
 def open_run_dir(config) -> Path:

@@ -29,12 +29,14 @@ if __name__ == "__main__":
     # it stays pending until runs.StopSignals handles it, so a signal at any moment ends cleanly.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT})
 
+import dataclasses
 import logging
 import math
 import textwrap
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, Optional
 
 import flax.linen as nn
@@ -73,6 +75,10 @@ class Config(runs.RunSettings):
     """Name of the experiment; part of the run directory and wandb run name."""
     seed: int = 0
     """Random seed; the same seed and config give the same numbers on CPU."""
+    num_seeds: int = 1
+    """Train seeds seed .. seed+N-1 in this one process, vmapped into one compiled program. Each is a
+    run of its own: run directory (under --run_dir when given, as s<seed>), config.json with its
+    seed, metrics, checkpoints, wandb run (docs/long-runs-and-slurm.md)."""
 
     # --- environment
     env_id: str = "ant"
@@ -653,9 +659,12 @@ def training_epoch(step: Callable, num_steps: int, ts, env_state, buf, report: O
     history = jax.device_get(history)  # waits for the last step
     if report is not None:
         report(num_steps)
-    metrics = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+    # Floats, or arrays of one per seed (--num_seeds): each seed's mean over the epoch's steps.
+    steps = {k: np.asarray([h[k] for h in history]) for k in history[0]}  # [steps] or [steps, seeds]
+    metrics = {k: float(v.mean()) if v.ndim == 1 else np.array([s.mean() for s in v.T]) for k, v in steps.items()}
     # The parameters' norms after the epoch, not their mean over it.
-    metrics.update({k: float(history[-1][k]) for k in ("actor_param_norm", "critic_param_norm")})
+    metrics.update({k: float(steps[k][-1]) if steps[k].ndim == 1 else steps[k][-1]
+                    for k in ("actor_param_norm", "critic_param_norm")})  # fmt: skip
     return ts, env_state, buf, metrics
 
 
@@ -696,7 +705,9 @@ def make_evaluator(env, policy: Callable, *, num_envs: int, episode_length: int)
 
 class Trainer(NamedTuple):
     """Everything a run needs, built once from the config. The jitted functions are pure:
-    (state, ...) -> (state, ...)."""
+    (state, ...) -> (state, ...). With --num_seeds N > 1, init, prefill, training_step,
+    training_epoch and evaluate take and give everything with a leading axis of N seeds (keys too);
+    update, policy and value stay those of one seed."""
 
     config: Config
     derived: Derived
@@ -735,19 +746,22 @@ def build(config: Config, report: Optional[Callable] = None) -> Trainer:
     eval_env = env if same else make_env(config.eval_env_id, config)
     checks.same_family(config, env, eval_env)
 
+    # --num_seeds: every function of the training loop is vmapped over a leading seed axis.
+    per_seed = jax.vmap if config.num_seeds > 1 else (lambda f: f)
+    evaluate = make_evaluator(eval_env, make_policy(nets, derived.obs_dim, config.eval_actor),
+                              num_envs=config.num_eval_envs, episode_length=config.episode_length)
     # Sharding is set in this one place, at the jit boundary: the carried state in and out.
-    state = runs.data_parallel(jax.device_count(), partial(init, s))
-    ts_sharding, _, buf_sharding = state
+    state = runs.data_parallel(jax.device_count(), per_seed(partial(init, s)), config.num_seeds)
+    ts_sharding, _, buf_sharding = runs.data_parallel(jax.device_count(), partial(init, s))
     carried = dict(in_shardings=state, donate_argnums=(0, 1, 2))
-    step = jax.jit(partial(training_step, s), out_shardings=(*state, None), **carried)
+    step = jax.jit(per_seed(partial(training_step, s)), out_shardings=(*state, None), **carried)
     return Trainer(
         config, derived, env, eval_env, nets,
-        init=jax.jit(partial(init, s), out_shardings=state),
-        prefill=jax.jit(partial(prefill, s), out_shardings=state, **carried),
+        init=jax.jit(per_seed(partial(init, s)), out_shardings=state),
+        prefill=jax.jit(per_seed(partial(prefill, s)), out_shardings=state, **carried),
         training_step=step,
         training_epoch=partial(training_epoch, step, derived.training_steps_per_epoch, report=report),
-        evaluate=make_evaluator(eval_env, make_policy(nets, derived.obs_dim, config.eval_actor),
-                                num_envs=config.num_eval_envs, episode_length=config.episode_length),
+        evaluate=jax.jit(per_seed(evaluate)) if config.num_seeds > 1 else evaluate,
         update=jax.jit(partial(update, s), in_shardings=(ts_sharding, buf_sharding),
                        out_shardings=(ts_sharding, None)),
         policy=partial(make_policy, nets, derived.obs_dim),
@@ -774,26 +788,40 @@ def load_checkpoint(path) -> tuple[Config, dict]:
     return Config(**config), payload
 
 
-def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict:
-    """Runs (or resumes) an experiment; returns the last epoch's metrics record."""
+def seed_configs(config: Config) -> list[Config]:
+    """One config per seed of a --num_seeds run, each that of a plain run of its seed."""
+    if config.num_seeds == 1:
+        return [config]
+    n, first = config.num_seeds, config.seed
+    return [dataclasses.replace(
+        config, seed=seed, num_seeds=1, run_dir=config.run_dir and str(Path(config.run_dir) / f"s{seed}"),
+        wandb_group=config.wandb_group or f"{config.env_id}__{config.exp_name}__s{first}-{first + n - 1}",
+    ) for seed in range(first, first + n)]  # fmt: skip
+
+
+def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
+    """Runs (or resumes) an experiment; returns the last epoch's metrics record (one per seed, as a
+    list, with --num_seeds > 1)."""
     stop = stop or runs.StopSignals()
     if config.compilation_cache_dir:
         runs.use_compilation_cache(config.compilation_cache_dir)
     progress = runs.Progress(total_steps=config.total_env_steps)
     trainer = build(config, report=progress.training_step)
     c, d = config, trainer.derived
-    run = runs.Run(config, stop, budget)
+    run = runs.Seeds(seed_configs(config), stop, budget)
     log.info(
         "run %s | %s: obs_dim %d, goal [%d, %d), %d actions | %d epochs x %d training steps "
         "x %d env steps, prefill %d",
-        run.dir, c.env_id, d.obs_dim, d.goal_start, d.goal_end, d.action_dim, c.num_epochs,
-        d.training_steps_per_epoch, d.env_steps_per_training_step, d.prefill_env_steps,
+        ", ".join(str(r.dir) for r in run.runs), c.env_id, d.obs_dim, d.goal_start, d.goal_end,
+        d.action_dim, c.num_epochs, d.training_steps_per_epoch, d.env_steps_per_training_step,
+        d.prefill_env_steps,
     )  # fmt: skip
     if run.finished:
         log.info("%s already finished (epoch %d of %d); to train longer, resume it with a larger "
-                 "--total_env_steps", run.dir, run.first_epoch, c.num_epochs)  # fmt: skip
+                 "--total_env_steps", run.runs[0].dir, run.first_epoch, c.num_epochs)  # fmt: skip
         return run.close()
-    key, eval_key, vis_key = jax.random.split(jax.random.PRNGKey(c.seed), 3)
+    keys = [jax.random.split(jax.random.PRNGKey(r.config.seed), 3) for r in run.runs]  # a plain run's
+    key, eval_key, vis_key = (run.stack([k[j] for k in keys]) for j in range(3))
 
     ts, env_state, buf = trainer.init(key)
     restored = run.restore(*checkpoint_items(ts, env_state, buf))
@@ -818,31 +846,33 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict:
             progress.end_phase()
 
             t1 = time.time()
-            eval_metrics = trainer.evaluate(
-                ts.actor_params, ts.critic_params, jax.random.fold_in(eval_key, epoch)
-            )
-            eval_metrics = {k: float(v) for k, v in jax.device_get(eval_metrics).items()}
+            fold_in = jax.vmap(jax.random.fold_in, (0, None)) if run.several else jax.random.fold_in
+            eval_metrics = trainer.evaluate(ts.actor_params, ts.critic_params, fold_in(eval_key, epoch))
+            eval_metrics = jax.device_get(eval_metrics)
             eval_time = time.time() - t1
-            record = {
-                "training/sps": d.epoch_env_steps / epoch_time,
+            records = [{
+                "training/sps": d.epoch_env_steps / epoch_time,  # each seed's env steps
                 "training/epoch_time": epoch_time,
-                **{f"training/{k}": v for k, v in train_metrics.items()},
-                **eval_metrics,
+                **{f"training/{k}": float(run.pick(v, i)) for k, v in train_metrics.items()},
+                **{k: float(run.pick(v, i)) for k, v in eval_metrics.items()},
                 "eval/epoch_eval_time": eval_time,
                 "eval/sps": c.num_eval_envs * c.episode_length / eval_time,
-            }
-            run.end_epoch(epoch, d.epoch_env_steps, record, lambda: checkpoint_items(ts, env_state, buf))
+            } for i in range(len(run.runs))]  # fmt: skip
+            run.end_epoch(epoch, d.epoch_env_steps, records,
+                          lambda i: checkpoint_items(*run.pick((ts, env_state, buf), i)))
             progress.clear()
             run.log_epoch(epoch)
             run.check_stop(epoch)
 
-        if c.capture_vis and jax.process_index() == 0:
-            # Host copies of the parameters: the renders run on this process's devices alone.
-            params = jax.device_get((ts.actor_params, ts.critic_params))
-            with progress.phase("rendering the evaluation policy"):
-                paths = render.visualize(trainer, *params, run.dir, vis_key, run.metrics.wandb,
-                                         step=run.record.get("training/envsteps"))  # fmt: skip
-            log.info("visualisations saved: %s", ", ".join(str(p) for p in paths))
+        for i, r in enumerate(run.runs):
+            if c.capture_vis and jax.process_index() == 0 and i not in run.failed:
+                # Host copies of the parameters: the renders run on this process's devices alone.
+                params = jax.device_get(run.pick((ts.actor_params, ts.critic_params), i))
+                seed = f" of seed {r.config.seed}" if run.several else ""
+                with progress.phase(f"rendering the evaluation policy{seed}"):
+                    paths = render.visualize(trainer, *params, r.dir, run.pick(vis_key, i), r.metrics.wandb,
+                                             step=r.record.get("training/envsteps"))  # fmt: skip
+                log.info("visualisations saved: %s", ", ".join(str(p) for p in paths))
     finally:
         result = run.close()
     return result

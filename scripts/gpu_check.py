@@ -15,6 +15,8 @@ cannot take the others down):
   deep      a 1024-layer critic with a 512-layer actor (width 256, batch 512): compile time,
             SGD step time and peak memory with and without --remat
   learn     a short reacher run (about 3M env steps) with eval success before and after
+  seeds     humanoid depth 4 with --num_seeds 4 (2 in --tiny): several seeds in one process, their
+            env steps/s together against 4 one-seed runs in turn (the humanoid_d4 item)
 
 Results go to a JSON file after every stage of every item, so a run cut short still leaves its
 figures; an item that fails or runs out of time is recorded (status, error) and the next one
@@ -77,7 +79,7 @@ torchmetrics torchvision tqdm transformers treescope triton typer typing-extensi
 typing-inspect urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray xxhash yarl zipp
 """
 
-SECTIONS = ("ceilings", "humanoid", "bf16", "deep", "learn")
+SECTIONS = ("ceilings", "humanoid", "bf16", "deep", "learn", "seeds")
 
 # What every trainer here leaves out: no wandb, checkpoints or renders.
 QUIET = dict(track=False, checkpoint=False, capture_vis=False)
@@ -115,6 +117,7 @@ def plan(tiny: bool) -> list[dict]:
         deep = dict(paper, actor_depth=4, critic_depth=16, unroll_blocks=1)  # looped, as at 1024
         learn = dict(paper, num_epochs=2)
         learn_steps = 1
+        num_seeds = 2
         # Generous: a tiny item takes 15-170 s on a 2-core CPU that others share; the budgets only
         # stop a hung item.
         budgets = dict(ceilings=300, measure=600, learn=600)
@@ -133,10 +136,11 @@ def plan(tiny: bool) -> list[dict]:
                      num_sgd_batches_per_training_step=200, min_replay_size=124, num_epochs=5,
                      actor_depth=4, critic_depth=4)  # fmt: skip
         learn_steps = 18  # 5 epochs x 18 training steps x 31,744 + prefill: about 2.9M env steps
+        num_seeds = 4  # humanoid's buffers: about 6 GB a seed
         # Measured on one H100 (jax 0.11.2): a paper-size item spends about 40 s on imports,
         # init and the prefill's compile before its own training step compiles (25 s at depth
         # 4, 33 s at 16, 58 s at 64); the ceilings took 28 s and the learning run 64 s.
-        budgets = dict(ceilings=35, d4=70, d16=85, d64=120, bf16=110, deep=60, learn=75)
+        budgets = dict(ceilings=35, d4=70, d16=85, d64=120, bf16=110, deep=60, learn=75, seeds=80)
     budget = lambda name, kind: budgets.get(name, budgets.get(kind))  # noqa: E731
     items = [dict(name="ceilings", section="ceilings", kind="ceilings", config={},
                   budget_s=budget("ceilings", "ceilings"))]  # fmt: skip
@@ -152,15 +156,18 @@ def plan(tiny: bool) -> list[dict]:
         items.append(dict(name=f"deep_remat_{str(remat).lower()}", section="deep", kind="measure",
                           config=with_total(dict(deep, remat=remat)),
                           budget_s=budget("deep", "measure")))  # fmt: skip
+    seeds = with_total(dict(paper, actor_depth=depths["d4"][0], critic_depth=depths["d4"][1], num_seeds=num_seeds))
+    items.append(dict(name=f"seeds_d4_n{num_seeds}", section="seeds", kind="measure", config=seeds,
+                      budget_s=budget("seeds", "measure")))  # fmt: skip
     items.append(dict(name="learn", section="learn", kind="learn",
                       config=with_total(learn, learn_steps), budget_s=budget("learn", "learn")))  # fmt: skip
     for item in items:
         item["config"] = {**item["config"], **QUIET}
     # Running order by what a first GPU run most needs: the paper's two Table 3 depths, that
     # the GPU path learns, bf16, the 1536-layer pair; depth 16 gets whatever time is left.
-    order = ["ceilings", "humanoid_d4", "humanoid_d64", "learn", "bf16_d64", "deep_remat_true",
+    order = ["ceilings", "humanoid_d4", "humanoid_d64", "learn", "bf16_d64", "seeds", "deep_remat_true",
              "deep_remat_false", "humanoid_d16"]  # fmt: skip
-    return sorted(items, key=lambda item: order.index(item["name"]))
+    return sorted(items, key=lambda item: order.index(item["section" if item["section"] == "seeds" else "name"]))
 
 
 # =============================================================================
@@ -456,7 +463,14 @@ def summarize(report: dict) -> dict:
         }
     fp32, bf16 = result_of(report, "humanoid", "humanoid_d64"), result_of(report, "bf16", "bf16_d64")
     plain, remat = (result_of(report, "deep", f"deep_remat_{f}") for f in ("false", "true"))
+    together = next(iter(report["sections"].get("seeds", {}).values()), {}).get("result", {})
+    one = result_of(report, "humanoid", "humanoid_d4")
+    n = together.get("num_seeds")
+    total = together["train_sps"] * n if n and together.get("train_sps") else None
     report["comparisons"] = {
+        # N seeds in one process against N one-seed runs in turn (steady-state epochs, this sitting).
+        "seeds_vs_runs_in_turn": {"num_seeds": n, "train_sps_all_seeds": total,
+                                  "speedup": ratio(total, one.get("train_sps"))},
         "device": device,
         "vs_paper_a100": vs_paper,
         "bf16_vs_fp32_d64": {
@@ -560,6 +574,13 @@ def render(report: dict) -> str:
         f"{r.get('episode_length', '?')}\n\n"
         + table(["epoch", "env steps", "eval success", "success any", "epoch s"], rows)
     )
+    s = c["seeds_vs_runs_in_turn"]
+    parts.append(
+        "Several seeds in one process (--num_seeds), depth 4, against as many one-seed runs in turn "
+        "(humanoid_d4's epoch rate), both measured in this sitting\n\n"
+        + table(["seeds", "train sps, all seeds", "speed-up over runs in turn"],
+                [[str(s["num_seeds"] or "-"), fmt(s["train_sps_all_seeds"], "{:,.0f}"), fmt(s["speedup"], "x{:.2f}")]])
+    )  # fmt: skip
     rows = []
     for section, entries in report["sections"].items():
         for name, e in entries.items():

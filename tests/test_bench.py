@@ -59,6 +59,23 @@ def test_scaling_table_reports_speedup_and_efficiency(capsys):
     ]
 
 
+def test_seeds_table_compares_one_process_with_runs_in_turn(capsys):
+    results = [
+        {"critic_depth": 4, "num_seeds": 1, "train_sps": 1000.0},
+        {"critic_depth": 4, "num_seeds": 4, "train_sps": 600.0},  # each seed's env steps/s
+        {"critic_depth": 4, "num_seeds": 2, "train_sps": 900.0},
+    ]
+    bench.print_seeds(results)
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert rows == ["| 4 | 1 | 1,000 | x1.00 |", "| 4 | 2 | 1,800 | x1.80 |", "| 4 | 4 | 2,400 | x2.40 |"]
+
+
+def test_measure_times_several_seeds_in_one_process():
+    result = bench.measure(tiny_config(num_seeds=2), epochs=1)
+    assert result["num_seeds"] == 2 and result["train_sps"] > 0 and result["collect_sps"] > 0
+    assert "sgd_steps_per_s" not in result and "physics_sps" not in result  # one seed's parts only
+
+
 def test_matmul_tflops_counts_the_chain(monkeypatch):
     monkeypatch.setattr(bench, "timed", lambda fn, *args: (jax.block_until_ready(fn(*args)), 0.5))
     assert bench.matmul_tflops(8, 4, chain=3) == pytest.approx(2 * 8 * 4 * 4 * 3 / 0.5 / 1e12)

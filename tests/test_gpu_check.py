@@ -69,6 +69,10 @@ def test_tiny_run_fills_every_section_and_prints_the_table(tmp_path):
     assert comparisons["vs_paper_a100"]["depth_4"]["ratio"] > 0
     assert comparisons["bf16_vs_fp32_d64"]["sgd_steps_per_s"] > 0
     assert comparisons["remat_vs_plain_deep"]["temp_gib"] < 1
+    seeds = report["sections"]["seeds"]["seeds_d4_n2"]["result"]
+    assert seeds["num_seeds"] == 2 and seeds["train_sps"] > 0
+    assert comparisons["seeds_vs_runs_in_turn"]["speedup"] > 0
+    assert "| 2 |" in (tmp_path / "gpu_check.md").read_text()
 
     table = (tmp_path / "gpu_check.md").read_text()
     assert table in proc.stdout
