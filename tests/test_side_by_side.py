@@ -83,7 +83,8 @@ def test_report_table_welch_and_wall_ratio(tmp_path):
     summary = sbs.report(args)
     assert summary["epochs"][3]["ours_success"] == pytest.approx((50.0, float(np.std([40, 60], ddof=1))))
     assert summary["epochs"][2]["theirs_dist"][0] == pytest.approx(9.0 - 2.5 / 10)
-    assert summary["welch_p_last_epoch"] == pytest.approx(stats.ttest_ind([40, 60], [10, 14], equal_var=False).pvalue)
+    assert summary["welch_p_last_epoch"]["success"] == pytest.approx(
+        stats.ttest_ind([40, 60], [10, 14], equal_var=False).pvalue)
     assert summary["wall_ratio_theirs_over_ours"] == pytest.approx(2.5)
     assert (tmp_path / "p.png").stat().st_size > 0 and json.loads((tmp_path / "s.json").read_text())["epochs"]
 
@@ -96,4 +97,15 @@ def test_report_refuses_a_run_with_another_schedule(tmp_path):
     (tmp_path / "runs.json").write_text(json.dumps({"config": c, "runs": runs}))
     args = type("A", (), {"out": tmp_path, "plot": None, "json": None})()
     with pytest.raises(SystemExit, match="3 training steps per epoch, not 2"):
+        sbs.report(args)
+
+
+def test_report_names_a_metric_one_side_does_not_log(tmp_path):
+    c = config(num_epochs=2, train_steps_per_epoch=2)
+    for code in ("ours", "theirs"):
+        write_run(tmp_path, c, code, 0, [0, 1], [9, 8])
+    runs = [{"code": k, "seed": 0, "wall_s": 1.0, "command": ""} for k in ("ours", "theirs")]
+    (tmp_path / "runs.json").write_text(json.dumps({"config": c, "runs": runs}))
+    args = type("A", (), {"out": tmp_path, "plot": None, "json": None, "metrics": ["eval/episode_success_easy"]})()
+    with pytest.raises(SystemExit, match="ours seed 0 does not log eval/episode_success_easy .*eval/episode_dist"):
         sbs.report(args)

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ("env_id", "num_envs", "unroll_length", "batch_size", "critic_network_width", "actor_network_width",
           "critic_depth", "actor_depth", "num_sgd_batches_per_training_step", "num_epochs", "num_eval_envs",
           "min_replay_size", "max_replay_size", "episode_length")
+DEFAULT_METRICS = ["eval/episode_success", "eval/episode_dist"]
 EPOCH_LINE = re.compile(r"epoch (\d+) out of (\d+) complete\. metrics: (.*)$")
 METRIC = re.compile(r"'([^']+)': (?:Array\(|np\.float\d+\()?(-?(?:nan|inf|[0-9.]+(?:e[-+]?\d+)?))")
 
@@ -114,8 +115,15 @@ def curves(out: Path, key: str) -> dict[str, dict[int, np.ndarray]]:
     for r in record["runs"]:
         seed = r["seed"]
         rows = our_metrics(out / f"ours_s{seed}") if r["code"] == "ours" else their_metrics(out / f"theirs_s{seed}.log")
+        if any(key not in row for row in rows):
+            logged = sorted(k for k in rows[0] if k.startswith("eval/"))
+            sys.exit(f"{r['code']} seed {seed} does not log {key} in every epoch; it logs {', '.join(logged)}")
         cur[r["code"]][seed] = np.array([row[key] for row in rows])
     return cur
+
+
+def short(key: str) -> str:
+    return key.removeprefix("eval/episode_")
 
 
 def report(a) -> dict:
@@ -123,67 +131,72 @@ def report(a) -> dict:
 
     record = json.loads((a.out / "runs.json").read_text())
     c = record["config"]
-    succ = curves(a.out, "eval/episode_success")
-    dist = curves(a.out, "eval/episode_dist")
+    metrics = list(getattr(a, "metrics", None) or DEFAULT_METRICS)
+    cur = {key: curves(a.out, key) for key in metrics}
     wall = {code: [r["wall_s"] for r in record["runs"] if r["code"] == code] for code in ("ours", "theirs")}
-    for code, by_seed in succ.items():
+    for code, by_seed in cur[metrics[0]].items():
         for seed, v in by_seed.items():
             if len(v) != c["num_epochs"]:
                 sys.exit(f"{code} seed {seed}: {len(v)} epochs logged, expected {c['num_epochs']}")
             steps = training_steps_logged(a.out / f"{code}_s{seed}.log", code)
             if steps != c["train_steps_per_epoch"]:
                 sys.exit(f"{code} seed {seed} ran {steps} training steps per epoch, not {c['train_steps_per_epoch']}")
-    summary = {"config": c, "total_env_steps": total_env_steps(c), "epochs": {}, "wall_s": wall}
-    print(f"{c['env_id']}: {len(succ['ours'])} seeds ours, {len(succ['theirs'])} theirs; "
-          f"eval success = steps within the radius per episode of {c['episode_length']}")
-    print("\n| epoch | env steps | ours success | theirs success | ours dist | theirs dist |\n|---|---|---|---|---|---|")
+    summary = {"config": c, "metrics": metrics, "total_env_steps": total_env_steps(c), "epochs": {},
+               "wall_s": wall, "welch_p_last_epoch": {}}  # fmt: skip
+    seeds = {code: len(v) for code, v in cur[metrics[0]].items()}
+    print(f"{c['env_id']}: {seeds['ours']} seeds ours, {seeds['theirs']} theirs; mean ± std over seeds; episodes "
+          f"of {c['episode_length']} steps")
+    columns = [f"{code} {short(key)}" for key in metrics for code in ("ours", "theirs")]
+    print("\n| epoch | env steps | " + " | ".join(columns) + " |\n|---|---|" + "---|" * len(columns))
     per_epoch = c["train_steps_per_epoch"] * c["num_envs"] * c["unroll_length"]
     prefill = total_env_steps(c) - c["num_epochs"] * per_epoch
+    fmt = lambda m: f"{m[0]:.3g} ± {m[1]:.2g}"  # noqa: E731
     for e in range(c["num_epochs"]):
         row = {}
-        for name, cur in (("success", succ), ("dist", dist)):
+        for key in metrics:
             for code in ("ours", "theirs"):
-                v = np.array([s[e] for s in cur[code].values()])
-                row[f"{code}_{name}"] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+                v = np.array([s[e] for s in cur[key][code].values()])
+                row[f"{code}_{short(key)}"] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
         summary["epochs"][e + 1] = row
-        fmt = lambda m: f"{m[0]:.1f} ± {m[1]:.1f}"  # noqa: E731
-        print(f"| {e + 1} | {prefill + (e + 1) * per_epoch:,} | {fmt(row['ours_success'])} | "
-              f"{fmt(row['theirs_success'])} | {fmt(row['ours_dist'])} | {fmt(row['theirs_dist'])} |")
-    last = {code: np.array([s[-1] for s in succ[code].values()]) for code in succ}
-    if len(last["ours"]) > 1 and len(last["theirs"]) > 1 and (last["ours"].std() > 0 or last["theirs"].std() > 0):
-        p = float(stats.ttest_ind(last["ours"], last["theirs"], equal_var=False).pvalue)
-    else:
-        p = float("nan")
-    summary["welch_p_last_epoch"] = p
-    print(f"\nlast epoch success: ours {last['ours'].mean():.1f}, theirs {last['theirs'].mean():.1f}, Welch p {p:.2f}")
+        print(f"| {e + 1} | {prefill + (e + 1) * per_epoch:,} | " + " | ".join(fmt(m) for m in row.values()) + " |")
+    print()
+    for key in metrics:
+        last = {code: np.array([s[-1] for s in cur[key][code].values()]) for code in ("ours", "theirs")}
+        if min(map(len, last.values())) > 1 and (last["ours"].std() > 0 or last["theirs"].std() > 0):
+            p = float(stats.ttest_ind(last["ours"], last["theirs"], equal_var=False).pvalue)
+        else:
+            p = float("nan")
+        summary["welch_p_last_epoch"][short(key)] = p
+        print(f"last epoch {short(key)}: ours {last['ours'].mean():.3g}, theirs {last['theirs'].mean():.3g}, "
+              f"Welch p {p:.2f}")
     ratio = np.median(wall["theirs"]) / np.median(wall["ours"]) if wall["ours"] and wall["theirs"] else float("nan")
     summary["wall_ratio_theirs_over_ours"] = float(ratio)
     print(f"wall time per run (median): ours {np.median(wall['ours']):.0f} s, theirs {np.median(wall['theirs']):.0f} s,"
           f" ratio {ratio:.2f}")
     if a.plot:
-        plot(a.plot, c, succ, dist, prefill, per_epoch)
+        plot(a.plot, c, cur, prefill, per_epoch)
     if a.json:
         Path(a.json).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 
-def plot(path, c, succ, dist, prefill, per_epoch) -> None:
+def plot(path, c, cur: dict, prefill: int, per_epoch: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, len(cur), figsize=(5 * len(cur), 3.6), squeeze=False)
     steps = prefill + per_epoch * np.arange(1, c["num_epochs"] + 1)
-    for ax, cur, label in ((axes[0], succ, "eval success (steps within radius)"), (axes[1], dist, "eval distance")):
+    for ax, (key, by_code) in zip(axes[0], cur.items()):
         for code, color in (("ours", "tab:blue"), ("theirs", "tab:orange")):
-            v = np.stack(list(cur[code].values()))
+            v = np.stack(list(by_code[code].values()))
             name = "this project" if code == "ours" else "authors' code"
             ax.plot(steps, v.mean(0), color=color, label=f"{name} ({len(v)} seeds)")
             ax.fill_between(steps, v.min(0), v.max(0), color=color, alpha=0.2)
         ax.set_xlabel("env steps")
-        ax.set_ylabel(label)
-    axes[0].legend()
+        ax.set_ylabel(f"eval {short(key)} per episode")
+    axes[0][0].legend()
     fig.suptitle(f"{c['env_id']}, depth {c['critic_depth']}, width {c['critic_network_width']}: mean, min-max band")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -206,6 +219,8 @@ def main():
     rep.add_argument("out", type=Path)
     rep.add_argument("--plot", help="PNG of both codes' curves")
     rep.add_argument("--json", help="the table as JSON")
+    rep.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS,
+                     help="evaluation metrics to compare (the arm tasks log no distance: eval/episode_success_easy)")
     a = p.parse_args()
     run(a) if a.cmd == "run" else report(a)
 
