@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -12,7 +14,7 @@ import checks
 import runs
 import train
 from tests.test_resume import crash_at_epoch, records, tiny_run
-from tests.test_train import tiny_config
+from tests.test_train import ROOT, TINY, cli_args, tiny_config
 
 SEEDS = (3, 4)
 
@@ -118,3 +120,21 @@ def test_resume_flag_and_sweep_agents_are_refused_for_several_seeds(monkeypatch)
     with pytest.raises(runs.ConfigError, match="under a wandb sweep agent.*sweep over --seed"):
         checks.validate(tiny_config(num_seeds=2), train.schedule)
     checks.validate(tiny_config(num_seeds=1), train.schedule)
+
+
+def test_the_command_line_trains_several_seeds_on_two_devices(tmp_path, together):
+    """train.py's command line with --num_seeds on two (virtual CPU) devices: envs and buffers split
+    across devices within each seed. The numbers match the one-device run up to reassociation."""
+    per_seed, _ = together
+    config = {**TINY, "num_epochs": 4, "total_env_steps": 160 + 4 * 2 * 40, "seed": SEEDS[0],
+              "num_seeds": len(SEEDS), "run_dir": str(tmp_path / "run")}  # fmt: skip
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "train.py", *cli_args(config)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for seed in SEEDS:
+        assert f"seed {seed} | epoch 4/4" in proc.stderr
+        for mine, one_device in zip(records(tmp_path / "run" / f"s{seed}"), per_seed[seed], strict=True):
+            for k in mine:
+                assert mine[k] == pytest.approx(one_device[k], rel=1e-4, abs=1e-6), (seed, mine["epoch"], k)
