@@ -794,14 +794,18 @@ class Seeds:
                 r.log_epoch(epoch)
 
     def close(self) -> dict | list[dict]:
-        """The last records (a list, one per seed, with several); raises if a seed stopped on NaNs."""
+        """The last records: a list, one per seed, with several."""
         results = [r.close() for r in self.runs]
-        if self.failed:
-            raise FloatingPointError(
-                "; ".join(self.failed.values()) + ". The other seeds finished: "
-                + ", ".join(res["run_dir"] for k, res in enumerate(results) if k not in self.failed)
-            )
         return results if self.several else results[0]
+
+    def check_failed(self) -> None:
+        """After close, on the way out of a run that ended normally: raises if a seed stopped on NaNs
+        (a stop signal's exit status, which requeues the job, is not overridden by it)."""
+        if self.failed:
+            finished = [str(r.dir) for k, r in enumerate(self.runs) if k not in self.failed]
+            raise FloatingPointError(
+                "; ".join(self.failed.values()) + ". The other seeds finished: " + ", ".join(finished)
+            )
 
 
 def open_run_dir(config) -> Path:

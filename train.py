@@ -875,6 +875,7 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | lis
                 log.info("visualisations saved: %s", ", ".join(str(p) for p in paths))
     finally:
         result = run.close()
+    run.check_failed()
     return result
 
 
