@@ -273,7 +273,7 @@ def measure(
         breakdown = floors = time_update = False
     trainer = train.build(config)
     d = trainer.derived
-    keys = [jax.random.PRNGKey(config.seed + k) for k in range(config.num_seeds)]
+    keys = [jax.random.PRNGKey(c.seed) for c in train.seed_configs(config)]
     ts, env_state, buf = trainer.init(jnp.stack(keys) if config.num_seeds > 1 else keys[0])
     start = time.perf_counter()
     step = trainer.training_step.lower(ts, env_state, buf).compile()

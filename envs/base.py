@@ -144,6 +144,11 @@ class GoalEnv(PipelineEnv):
     def goal_dim(self) -> int:
         return self.goal_end - self.goal_start
 
+    @property
+    def observation_size(self) -> int:
+        # brax's own runs a whole reset op by op (a minute for an arm scene on a CPU); the shape is enough.
+        return jax.eval_shape(self.reset, jax.random.PRNGKey(0)).obs.shape[-1]
+
     # -- hooks for subclasses -------------------------------------------------
 
     def _initial_q_qd(self, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
