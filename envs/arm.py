@@ -23,9 +23,9 @@ google-deepmind/mujoco#2957). Importing this module therefore adds
 sets that option or a JAX backend is already running (then the arm envs
 warn on construction). The flag only concerns XLA:CPU; GPU code is
 unaffected. For the brax envs it trades physics speed against update speed
-(docs/benchmark.md, "XLA fusion emitters on the CPU"). The collision model is also trimmed
-for MJX (see `envs/panda.py`): capsule finger pads, no impossible pairs,
-the goal in `userdata` instead of a 6-dof marker body.
+(docs/benchmark.md, "XLA fusion emitters on the CPU"). The collision model
+is also trimmed for MJX (see `envs/panda.py`): capsule finger pads, no
+impossible pairs, the goal in `userdata` instead of a 6-dof marker body.
 """
 
 from __future__ import annotations
