@@ -54,6 +54,10 @@ class Config(runs.RunSettings):
     # --- experiment
     seed: int = 0
     """Random seed; the same seed and config give the same numbers on CPU."""
+    num_seeds: int = 1
+    """Train seeds seed .. seed+N-1 in this one process, vmapped into one compiled program. Each is a
+    run of its own: run directory (under --run_dir when given, as s<seed>), config.json with its
+    seed, metrics, checkpoints, wandb run (docs/long-runs-and-slurm.md)."""
 
     # --- environment
     env_id: str = "ant"
@@ -343,23 +347,26 @@ class Trainer(NamedTuple):
 
 def jit_trainer(s: Setup, env, init: Callable, training_step: Callable, policy: Callable, value: Callable,
                 state_cls: type, params_fields: tuple, report: Optional[Callable]) -> Trainer:  # fmt: skip
-    """Jits an algorithm's pure functions with train.build's shardings; `policy(mode)` is its
-    evaluation policy, mode 0 the deterministic one."""
+    """Jits an algorithm's pure functions as train.build does (shardings, and with --num_seeds N > 1 a
+    leading seed axis on init, prefill, training_step, training_epoch and evaluate); `policy(mode)`
+    is its evaluation policy, mode 0 the deterministic one."""
     c, d = s.config, s.derived
     same = c.eval_env_id in (None, c.env_id)
     eval_env = env if same else train.make_env(c.eval_env_id, c)
     checks.same_family(c, env, eval_env)
-    state = runs.data_parallel(jax.device_count(), partial(init, s))
+    per_seed = jax.vmap if c.num_seeds > 1 else (lambda f: f)
+    evaluate = train.make_evaluator(eval_env, policy(getattr(c, "eval_actor", 0)), num_envs=c.num_eval_envs,
+                                    episode_length=c.episode_length)  # fmt: skip
+    state = runs.data_parallel(jax.device_count(), per_seed(partial(init, s)), c.num_seeds)
     carried = dict(in_shardings=state, donate_argnums=(0, 1, 2))
-    step = jax.jit(partial(training_step, s), out_shardings=(*state, None), **carried)
+    step = jax.jit(per_seed(partial(training_step, s)), out_shardings=(*state, None), **carried)
     return Trainer(
         c, d, env, eval_env,
-        init=jax.jit(partial(init, s), out_shardings=state),
-        prefill=jax.jit(partial(prefill, s), out_shardings=state, **carried),
+        init=jax.jit(per_seed(partial(init, s)), out_shardings=state),
+        prefill=jax.jit(per_seed(partial(prefill, s)), out_shardings=state, **carried),
         training_step=step,
         training_epoch=partial(train.training_epoch, step, d.training_steps_per_epoch, report=report),
-        evaluate=train.make_evaluator(eval_env, policy(getattr(c, "eval_actor", 0)), num_envs=c.num_eval_envs,
-                                      episode_length=c.episode_length),
+        evaluate=jax.jit(per_seed(evaluate)) if c.num_seeds > 1 else evaluate,
         policy=policy, value=value, params_fields=params_fields, state_cls=state_cls,
     )  # fmt: skip
 
@@ -371,26 +378,29 @@ def checkpoint_items(trainer: Trainer, ts, env_state, buf) -> tuple[dict, dict]:
     return params, {**fields, "env_state": env_state, "buffer": buf}
 
 
-def run(config: Config, build: Callable, stop: Optional[runs.StopSignals] = None) -> dict:
-    """Runs (or resumes) an experiment like train.train; returns the last epoch's metrics record."""
+def run(config: Config, build: Callable, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
+    """Runs (or resumes) an experiment like train.train; returns the last epoch's metrics record (one
+    per seed, as a list, with --num_seeds > 1)."""
     stop = stop or runs.StopSignals()
     if config.compilation_cache_dir:
         runs.use_compilation_cache(config.compilation_cache_dir)
     progress = runs.Progress(total_steps=config.total_env_steps)
     trainer = build(config, report=progress.training_step)
     c, d = config, trainer.derived
-    run = runs.Run(config, stop, train.budget)
+    run = runs.Seeds(train.seed_configs(config), stop, train.budget)
     log.info(
         "run %s | %s %s: obs_dim %d, goal [%d, %d), %d actions | %d epochs x %d training steps "
         "x %d env steps, prefill %d",
-        run.dir, c.exp_name, c.env_id, d.obs_dim, d.goal_start, d.goal_end, d.action_dim, c.num_epochs,
-        d.training_steps_per_epoch, d.env_steps_per_training_step, d.prefill_env_steps,
+        ", ".join(str(r.dir) for r in run.runs), c.exp_name, c.env_id, d.obs_dim, d.goal_start, d.goal_end,
+        d.action_dim, c.num_epochs, d.training_steps_per_epoch, d.env_steps_per_training_step,
+        d.prefill_env_steps,
     )  # fmt: skip
     if run.finished:
         log.info("%s already finished (epoch %d of %d); to train longer, resume it with a larger "
-                 "--total_env_steps", run.dir, run.first_epoch, c.num_epochs)  # fmt: skip
+                 "--total_env_steps", run.runs[0].dir, run.first_epoch, c.num_epochs)  # fmt: skip
         return run.close()
-    key, eval_key, vis_key = jax.random.split(jax.random.PRNGKey(c.seed), 3)
+    keys = [jax.random.split(jax.random.PRNGKey(r.config.seed), 3) for r in run.runs]  # a plain run's
+    key, eval_key, vis_key = (run.stack([k[j] for k in keys]) for j in range(3))
 
     ts, env_state, buf = trainer.init(key)
     restored = run.restore(*checkpoint_items(trainer, ts, env_state, buf))
@@ -413,32 +423,38 @@ def run(config: Config, build: Callable, stop: Optional[runs.StopSignals] = None
             progress.end_phase()
 
             t1 = time.time()
-            eval_metrics = trainer.evaluate(ts.actor_params, ts.critic_params, jax.random.fold_in(eval_key, epoch))
-            eval_metrics = {k: float(v) for k, v in jax.device_get(eval_metrics).items()}
+            fold_in = jax.vmap(jax.random.fold_in, (0, None)) if run.several else jax.random.fold_in
+            eval_metrics = trainer.evaluate(ts.actor_params, ts.critic_params, fold_in(eval_key, epoch))
+            eval_metrics = jax.device_get(eval_metrics)
             eval_time = time.time() - t1
-            record = {
-                "training/sps": d.epoch_env_steps / epoch_time,
+            records = [{
+                "training/sps": d.epoch_env_steps / epoch_time,  # each seed's env steps
                 "training/epoch_time": epoch_time,
-                **{f"training/{k}": v for k, v in train_metrics.items()},
-                **eval_metrics,
+                **{f"training/{k}": float(run.pick(v, i)) for k, v in train_metrics.items()},
+                **{k: float(run.pick(v, i)) for k, v in eval_metrics.items()},
                 "eval/epoch_eval_time": eval_time,
                 "eval/sps": c.num_eval_envs * c.episode_length / eval_time,
-            }
-            run.end_epoch(epoch, d.epoch_env_steps, record, lambda: checkpoint_items(trainer, ts, env_state, buf))
+            } for i in range(len(run.runs))]  # fmt: skip
+            run.end_epoch(epoch, d.epoch_env_steps, records,
+                          lambda i: checkpoint_items(trainer, *run.pick((ts, env_state, buf), i)))
             progress.clear()
             run.log_epoch(epoch)
             run.check_stop(epoch)
 
-        if c.capture_vis and jax.process_index() == 0:
-            params = jax.device_get((ts.actor_params, ts.critic_params))
-            # render.py reads eval_actor from the config; TD3's actor has one (deterministic) mode.
-            vis_config = types.SimpleNamespace(**{"eval_actor": 0, **dataclasses.asdict(c)})
-            with progress.phase("rendering the evaluation policy"):
-                paths = render.visualize(trainer._replace(config=vis_config), *params, run.dir, vis_key,
-                                         run.metrics.wandb, step=run.record.get("training/envsteps"))  # fmt: skip
-            log.info("visualisations saved: %s", ", ".join(str(p) for p in paths))
+        # render.py reads eval_actor from the config; TD3's actor has one (deterministic) mode.
+        vis_config = types.SimpleNamespace(**{"eval_actor": 0, **dataclasses.asdict(c)})
+        for i, r in enumerate(run.runs):
+            if c.capture_vis and jax.process_index() == 0 and i not in run.failed:
+                params = jax.device_get(run.pick((ts.actor_params, ts.critic_params), i))
+                seed = f" of seed {r.config.seed}" if run.several else ""
+                with progress.phase(f"rendering the evaluation policy{seed}"):
+                    paths = render.visualize(trainer._replace(config=vis_config), *params, r.dir,
+                                             run.pick(vis_key, i), r.metrics.wandb,
+                                             step=r.record.get("training/envsteps"))  # fmt: skip
+                log.info("visualisations saved: %s", ", ".join(str(p) for p in paths))
     finally:
         result = run.close()
+    run.check_failed()
     return result
 
 

@@ -254,8 +254,9 @@ def build(config: Config, report=None) -> baselines.Trainer:
                                  ("actor_params", "critic_params"), report)  # fmt: skip
 
 
-def train_run(config: Config, stop: Optional[runs.StopSignals] = None) -> dict:
-    """Runs (or resumes) an experiment; returns the last epoch's metrics record."""
+def train_run(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
+    """Runs (or resumes) an experiment; returns the last epoch's metrics record (a list, one per seed,
+    with --num_seeds > 1)."""
     return baselines.run(config, build, stop)
 
 

@@ -4,6 +4,8 @@ success rule, exact resume, one tiny run each, flags and errors."""
 import dataclasses
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import typing
@@ -316,15 +318,16 @@ def records(run_dir) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
 
 
-def build_once(module, monkeypatch, crash_in_epoch=None):
-    """Makes module.build return one trainer for all runs of a test (the run directory is no part
-    of it): its programs are traced and compiled once. With crash_in_epoch, that epoch call raises."""
-    trainers, calls = [], []
+def build_once(module, monkeypatch, crash_in_epoch=None, signal_in_epoch=None):
+    """Makes module.build return one trainer per seed count for all runs of a test (the run directory
+    and the first seed are no part of it): its programs are traced and compiled once. With
+    crash_in_epoch, that epoch call raises; with signal_in_epoch, a real SIGUSR1 arrives during it."""
+    trainers, calls = {}, []
 
     def build(config, report=None):
-        if not trainers:
-            trainers.append(real_build(config))
-        trainer = trainers[0]
+        if config.num_seeds not in trainers:
+            trainers[config.num_seeds] = real_build(config)
+        trainer = trainers[config.num_seeds]
         epoch = partial(train.training_epoch, trainer.training_step, trainer.derived.training_steps_per_epoch,
                         report=report)  # fmt: skip
 
@@ -332,6 +335,8 @@ def build_once(module, monkeypatch, crash_in_epoch=None):
             calls.append(1)
             if len(calls) == crash_in_epoch:
                 raise Crash(f"simulated crash in epoch call {crash_in_epoch}")
+            if len(calls) == signal_in_epoch:
+                os.kill(os.getpid(), signal.SIGUSR1)
             return epoch(*args)
 
         return trainer._replace(training_epoch=training_epoch)
@@ -360,6 +365,39 @@ def test_tiny_run_and_exact_resume_after_epoch_1(module, tmp_path, monkeypatch):
     assert runs.latest_checkpoint(tmp_path / "resumed") == 1 and len(calls) == 4
     module.train_run(config)
     assert records(tmp_path / "resumed") == rec
+
+
+@pytest.mark.parametrize("module", [sac, td3], ids=["sac", "td3"])
+def test_several_seeds_are_plain_runs_and_resume_exactly_after_a_stop_signal(module, tmp_path, monkeypatch):
+    """--num_seeds 2 (seeds 0 and 1): each seed's records are those of a plain run of its seed, to
+    float32 rounding (the vmapped program fuses differently); a stop signal in the first epoch
+    checkpoints both seeds at epoch 1, and the same command again finishes both exactly."""
+    build_once(module, monkeypatch, signal_in_epoch=5)  # 2 plain runs, then the 2-seed run's epoch 1
+    alone = {}
+    for seed in (0, 1):
+        module.train_run(module.Config(**RUN, seed=seed, run_dir=str(tmp_path / f"alone{seed}")))
+        alone[seed] = records(tmp_path / f"alone{seed}")
+    assert alone[0][-1]["training/critic_loss"] != pytest.approx(alone[1][-1]["training/critic_loss"], rel=1e-3)
+
+    config = module.Config(**RUN, num_seeds=2, run_dir=str(tmp_path / "together"))
+    with runs.StopSignals() as stop, pytest.raises(runs.Preempted, match="after epoch 1; checkpoint epoch_1 of each"):
+        module.train_run(config, stop)
+    for seed in (0, 1):
+        seed_dir = tmp_path / "together" / f"s{seed}"
+        assert runs.latest_checkpoint(seed_dir) == 1
+        saved = json.loads((seed_dir / "config.json").read_text())
+        assert (saved["algorithm"], saved["seed"], saved["num_seeds"]) == (module.Config.algorithm, seed, 1)
+    stopped = {seed: records(tmp_path / "together" / f"s{seed}") for seed in (0, 1)}
+
+    out = module.train_run(config)  # the same command: both seeds resume from epoch 1
+    assert [o["run_dir"] for o in out] == [str(tmp_path / "together" / f"s{s}") for s in (0, 1)]
+    for seed in (0, 1):
+        together = records(tmp_path / "together" / f"s{seed}")
+        assert together[:1] == stopped[seed]
+        for mine, theirs in zip(together, alone[seed], strict=True):
+            assert mine.keys() == theirs.keys()
+            for k in mine:
+                assert mine[k] == pytest.approx(theirs[k], rel=1e-4, abs=1e-6), (seed, mine["epoch"], k)
 
 
 # -- job.slurm: ALGO picks the program ------------------------------------------------------------------
