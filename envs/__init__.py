@@ -15,6 +15,7 @@ from envs.ant_variants import AntBall, AntPush, AntRandomStart
 from envs.ant_variants import ball_maze_registry as _ant_ball_maze_registry
 from envs.arm import parse_id as _arm_parse_id
 from envs.arm import registry as _arm_registry
+from envs.arm import use_cpu_fusion_emitters
 from envs.base import GoalEnv, goal_metrics
 from envs.cheetah import Cheetah
 from envs.humanoid import Humanoid
@@ -78,4 +79,4 @@ def make(env_id: str, **kwargs) -> GoalEnv:
     return _lookup(env_id)(**kwargs)
 
 
-__all__ = ["ENV_IDS", "GoalEnv", "check_id", "goal_metrics", "make"]
+__all__ = ["ENV_IDS", "GoalEnv", "check_id", "goal_metrics", "make", "use_cpu_fusion_emitters"]

@@ -59,16 +59,19 @@ def _request_classic_cpu_fusion() -> bool:
         return True
     if _jaxlib_version() >= (0, 11):
         return False  # XLA dropped the option, and an unknown XLA_FLAGS entry aborts the process
-    try:
-        from jax._src import xla_bridge
-
-        started = xla_bridge.backends_are_initialized()
-    except (ImportError, AttributeError):  # private API moved: set it and hope
-        started = False
-    if started:
+    if _backend_started():
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {_CPU_FUSION_FLAG}".strip()
     return True
+
+
+def _backend_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):  # private API moved: set it and hope
+        return False
 
 
 def _jaxlib_version() -> tuple[int, ...]:
@@ -80,7 +83,23 @@ def _jaxlib_version() -> tuple[int, ...]:
         return (0, 0)
 
 
+_USER_CHOSE_FUSION = "xla_cpu_use_fusion_emitters" in os.environ.get("XLA_FLAGS", "")
 _CLASSIC_CPU_FUSION = _request_classic_cpu_fusion()
+
+
+def use_cpu_fusion_emitters(on: bool, override: bool = False) -> bool:
+    """Turns XLA:CPU's fusion emitters on or off for this process (a run's choice: train.py), in
+    place of the import's default. A choice already in the user's XLA_FLAGS stays unless
+    `override`. True when XLA_FLAGS now asks for `on`, False when it does not or cannot (a
+    backend already runs, or a jaxlib without the option)."""
+    if _jaxlib_version() >= (0, 11) or _backend_started():
+        return False
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if _USER_CHOSE_FUSION and not override:
+        return "--xla_cpu_use_fusion_emitters=true" in flags
+    kept = [f for f in flags if not f.startswith("--xla_cpu_use_fusion_emitters")]
+    os.environ["XLA_FLAGS"] = " ".join([*kept, f"--xla_cpu_use_fusion_emitters={str(on).lower()}"])
+    return on
 
 N_FRAMES = 25  # env dt = 0.002 * 25 = 0.05
 

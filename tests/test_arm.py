@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jp
@@ -26,6 +29,8 @@ from brax.io import html
 
 import envs
 from envs import arm
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Brax System, piplines:UserWarning"),
@@ -245,7 +250,8 @@ def test_cpu_fusion_flag_is_requested(monkeypatch):
     # Importing envs (before any JAX backend) asked XLA:CPU for its classic emitters.
     assert arm._CLASSIC_CPU_FUSION
     assert "--xla_cpu_use_fusion_emitters=false" in os.environ["XLA_FLAGS"]
-    # Too late once a backend runs (it does by now): nothing is changed, and it says so.
+    # Too late once a backend runs: nothing is changed, and it says so.
+    jax.devices()
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
     assert not arm._request_classic_cpu_fusion()
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
@@ -297,3 +303,35 @@ def test_cube_task_success_rule(env_id):
     state[0:3] = 0.0
     state[3:6] = goal  # the hand on the goal is not the cube on the goal
     assert float(env._metrics(None, jp.asarray(np.concatenate([state, goal])))["success"]) == 0.0
+
+
+CHOICE = """
+import os, sys, train
+from jax._src import xla_bridge
+for argv in sys.argv[1:]:
+    os.environ["XLA_FLAGS"] = os.environ["START_FLAGS"]
+    train.parse_config(argv.split())
+    print("choice", os.environ["XLA_FLAGS"].split()[-1].split("=")[-1])
+print("choice", xla_bridge.backends_are_initialized())
+"""
+
+
+def fusion_choices(start_flags: str, *argvs: str) -> list[str]:
+    # A fresh process: the choice only counts before JAX's first backend starts, and train.py's
+    # command line makes it before then.
+    env = {**os.environ, "XLA_FLAGS": start_flags, "START_FLAGS": start_flags}
+    out = subprocess.run([sys.executable, "-c", CHOICE, *argvs], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    out = [line.split()[1] for line in out.splitlines() if line.startswith("choice ")]
+    assert out[-1] == "False", "parsing the config started a JAX backend"
+    return out[:-1]
+
+
+def test_each_run_chooses_the_cpu_fusion_emitters():
+    runs = ["--env_id ant", "--env_id ant --critic_depth 16", "--env_id arm_reach --actor_depth 16 --critic_depth 16",
+            "--env_id ant --eval_env_id arm_reach --critic_depth 64", "--env_id arm_reach --cpu_fusion_emitters on",
+            "--env_id ant --critic_depth 64 --cpu_fusion_emitters off"]  # fmt: skip
+    assert fusion_choices("", *runs) == ["false", "true", "false", "false", "true", "false"]
+    # A choice in the user's XLA_FLAGS stays under auto; the flag overrides it.
+    user = "--xla_cpu_use_fusion_emitters=true"
+    assert fusion_choices(user, "--env_id ant", "--env_id ant --cpu_fusion_emitters off") == ["true", "false"]
