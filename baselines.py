@@ -145,6 +145,10 @@ class Config(runs.RunSettings):
     stops growing with depth, for about one more forward pass of compute."""
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
     """Dtype of the hidden layers' matmuls; parameters, LayerNorm and outputs stay float32."""
+    cpu_fusion_emitters: Literal["auto", "on", "off"] = "auto"
+    """XLA:CPU's newer fusion emitters (jaxlib 0.10; GPUs and newer jaxlibs ignore it). auto: off for
+    the arm tasks (MJX kinematics need it) and below depth 16 (brax physics runs faster), on from
+    depth 16 (the update does), unless XLA_FLAGS already chooses (docs/benchmark.md)."""
 
 
 def validate(config: Config) -> train.Schedule:
@@ -466,5 +470,7 @@ def param_norms(ts) -> dict:
 
 def parse_config(config_cls: type, args: Optional[list[str]] = None):
     env_ids = "env ids: " + ", ".join(envs.ENV_IDS) + ", arm_grasp_<cube noise>"
-    return runs.parse_config(config_cls, args, train.budget, epilog="\n".join(textwrap.wrap(env_ids, 100)))
+    config = runs.parse_config(config_cls, args, train.budget, epilog="\n".join(textwrap.wrap(env_ids, 100)))
+    checks.choose_cpu_fusion_emitters(config)  # before JAX's first backend starts, which reads XLA_FLAGS
+    return config
 

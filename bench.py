@@ -50,10 +50,12 @@ import jax
 import jax.numpy as jnp
 
 import buffer as replay
+import checks
 import cli
 import contrastive
 import train
 from cli import Bool
+from envs import arm
 from envs.wrappers import wrap_for_training
 
 @dataclass
@@ -337,6 +339,7 @@ def measure(
         )
         result["peak_matmul_tflops"] = matmul_tflops(big, big, config.matmul_dtype, chain=4)
     result["peak_rss_gib"] = peak_rss_gib()
+    result["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     report(result)
     return result
 
@@ -344,7 +347,8 @@ def measure(
 def device_env(count: Optional[int]) -> dict:
     """Environment for a process that sees `count` devices: the first N GPUs if there are
     GPUs, else N virtual CPU devices."""
-    env = dict(os.environ)
+    # XLA_FLAGS as the user gave them: the child chooses its fusion emitters for its own config.
+    env = {**os.environ, "XLA_FLAGS": arm.USER_XLA_FLAGS}
     if count is None:
         return env
     if jax.default_backend() == "gpu":
@@ -556,6 +560,7 @@ def main(args: Optional[list[str]] = None) -> None:
     args = cli.parse(Bench, args)
     config = train.Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(train.Config)})
     config = dataclasses.replace(config, track=False, checkpoint=False, capture_vis=False)
+    checks.choose_cpu_fusion_emitters(config)  # for a measurement in this process
     if args.reference is not None:
         try:
             side_by_side(config, args, check_install(args.reference))

@@ -103,3 +103,20 @@ def same_family(config, env, eval_env) -> None:
             f"{eval_env.obs_dim}/{eval_env.goal_slice}, but {config.env_id} has "
             f"{env.obs_dim}/{env.goal_slice}; pick an eval env of the same family"
         )
+
+
+def fusion_emitters_on(config) -> bool:
+    """Whether a run wants XLA:CPU's fusion emitters, from --cpu_fusion_emitters or, under auto,
+    from what the run is (measured: docs/benchmark.md, "XLA fusion emitters on the CPU")."""
+    if config.cpu_fusion_emitters != "auto":
+        return config.cpu_fusion_emitters == "on"
+    if any(i.startswith("arm_") for i in (config.env_id, config.eval_env_id or config.env_id)):
+        return False  # they slow MJX's kinematics of the arm's 9-level chain by orders of magnitude
+    return max(config.actor_depth, config.critic_depth) >= 16  # the update outweighs brax's physics
+
+
+def choose_cpu_fusion_emitters(config) -> None:
+    """Sets this process's XLA:CPU fusion emitters for `config`; it must run before JAX's first
+    backend starts (a command line's parse_config), else it changes nothing."""
+    envs.use_cpu_fusion_emitters(fusion_emitters_on(config), override=config.cpu_fusion_emitters != "auto")
+

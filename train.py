@@ -889,18 +889,8 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | lis
 def parse_config(args: Optional[list[str]] = None) -> Config:
     env_ids = "env ids: " + ", ".join(envs.ENV_IDS) + ", arm_grasp_<cube noise>"
     config = runs.parse_config(Config, args, budget, epilog="\n".join(textwrap.wrap(env_ids, 100)))
-    # XLA reads its flags when the first backend starts, which nothing has done yet.
-    envs.use_cpu_fusion_emitters(fusion_emitters_on(config), override=config.cpu_fusion_emitters != "auto")
+    checks.choose_cpu_fusion_emitters(config)  # before JAX's first backend starts, which reads XLA_FLAGS
     return config
-
-
-def fusion_emitters_on(config: Config) -> bool:
-    """Whether this run wants XLA:CPU's fusion emitters (measured: docs/benchmark.md)."""
-    if config.cpu_fusion_emitters != "auto":
-        return config.cpu_fusion_emitters == "on"
-    if any(i.startswith("arm_") for i in (config.env_id, config.eval_env_id or config.env_id)):
-        return False  # they slow MJX's kinematics of the arm's 9-level chain by orders of magnitude
-    return max(config.actor_depth, config.critic_depth) >= 16
 
 
 def main(args: Optional[list[str]] = None) -> None:

@@ -83,13 +83,14 @@ def _jaxlib_version() -> tuple[int, ...]:
         return (0, 0)
 
 
-_USER_CHOSE_FUSION = "xla_cpu_use_fusion_emitters" in os.environ.get("XLA_FLAGS", "")
+USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")  # as the user gave them: what child processes get
+_USER_CHOSE_FUSION = "xla_cpu_use_fusion_emitters" in USER_XLA_FLAGS
 _CLASSIC_CPU_FUSION = _request_classic_cpu_fusion()
 
 
 def use_cpu_fusion_emitters(on: bool, override: bool = False) -> bool:
-    """Turns XLA:CPU's fusion emitters on or off for this process (a run's choice: train.py), in
-    place of the import's default. A choice already in the user's XLA_FLAGS stays unless
+    """Turns XLA:CPU's fusion emitters on or off for this process (a run's choice:
+    checks.choose_cpu_fusion_emitters), in place of the import's default. A choice already in the user's XLA_FLAGS stays unless
     `override`. True when XLA_FLAGS now asks for `on`, False when it does not or cannot (a
     backend already runs, or a jaxlib without the option)."""
     if _jaxlib_version() >= (0, 11) or _backend_started():
@@ -100,6 +101,7 @@ def use_cpu_fusion_emitters(on: bool, override: bool = False) -> bool:
     kept = [f for f in flags if not f.startswith("--xla_cpu_use_fusion_emitters")]
     os.environ["XLA_FLAGS"] = " ".join([*kept, f"--xla_cpu_use_fusion_emitters={str(on).lower()}"])
     return on
+
 
 N_FRAMES = 25  # env dt = 0.002 * 25 = 0.05
 

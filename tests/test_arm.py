@@ -306,32 +306,42 @@ def test_cube_task_success_rule(env_id):
 
 
 CHOICE = """
-import os, sys, train
+import os, sys, bench, sac, train
 from jax._src import xla_bridge
 for argv in sys.argv[1:]:
     os.environ["XLA_FLAGS"] = os.environ["START_FLAGS"]
-    train.parse_config(argv.split())
+    script, *args = argv.split()
+    {"train": train, "sac": sac}[script].parse_config(args)
     print("choice", os.environ["XLA_FLAGS"].split()[-1].split("=")[-1])
+print("child", bench.device_env(None)["XLA_FLAGS"] or "-")
 print("choice", xla_bridge.backends_are_initialized())
 """
 
 
-def fusion_choices(start_flags: str, *argvs: str) -> list[str]:
-    # A fresh process: the choice only counts before JAX's first backend starts, and train.py's
-    # command line makes it before then.
+def fusion_choices(start_flags: str, *argvs: str) -> tuple[list[str], str]:
+    # A fresh process: the choice only counts before JAX's first backend starts, and the scripts'
+    # command lines make it before then. Also returns the XLA_FLAGS bench.py gives its children.
     env = {**os.environ, "XLA_FLAGS": start_flags, "START_FLAGS": start_flags}
     out = subprocess.run([sys.executable, "-c", CHOICE, *argvs], cwd=ROOT, env=env, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
-    out = [line.split()[1] for line in out.splitlines() if line.startswith("choice ")]
-    assert out[-1] == "False", "parsing the config started a JAX backend"
-    return out[:-1]
+                         text=True, check=True).stdout.splitlines()  # fmt: skip
+    choices = [line.split()[1] for line in out if line.startswith("choice ")]
+    assert choices[-1] == "False", "parsing the config started a JAX backend"
+    child = next(line.split(maxsplit=1)[1] for line in out if line.startswith("child "))
+    return choices[:-1], child
 
 
 def test_each_run_chooses_the_cpu_fusion_emitters():
-    runs = ["--env_id ant", "--env_id ant --critic_depth 16", "--env_id arm_reach --actor_depth 16 --critic_depth 16",
-            "--env_id ant --eval_env_id arm_reach --critic_depth 64", "--env_id arm_reach --cpu_fusion_emitters on",
-            "--env_id ant --critic_depth 64 --cpu_fusion_emitters off"]  # fmt: skip
-    assert fusion_choices("", *runs) == ["false", "true", "false", "false", "true", "false"]
-    # A choice in the user's XLA_FLAGS stays under auto; the flag overrides it.
+    runs = ["train --env_id ant", "train --env_id ant --critic_depth 16",
+            "train --env_id arm_reach --actor_depth 16 --critic_depth 16",
+            "train --env_id ant --eval_env_id arm_reach --critic_depth 64",
+            "train --env_id arm_reach --cpu_fusion_emitters on",
+            "train --env_id ant --critic_depth 64 --cpu_fusion_emitters off",
+            "sac --env_id humanoid --actor_depth 64", "sac --env_id arm_push_easy --critic_depth 64"]  # fmt: skip
+    choices, child = fusion_choices("", *runs)
+    assert choices == ["false", "true", "false", "false", "true", "false", "true", "false"]
+    # bench.py's children get no import default: each chooses for its own config.
+    assert child == "-"
+    # A choice in the user's XLA_FLAGS stays under auto (in children too); the flag overrides it.
     user = "--xla_cpu_use_fusion_emitters=true"
-    assert fusion_choices(user, "--env_id ant", "--env_id ant --cpu_fusion_emitters off") == ["true", "false"]
+    choices, child = fusion_choices(user, "train --env_id ant", "train --env_id ant --cpu_fusion_emitters off")
+    assert choices == ["true", "false"] and child == user
