@@ -22,8 +22,9 @@ google-deepmind/mujoco#2957). Importing this module therefore adds
 `--xla_cpu_use_fusion_emitters=false` to `XLA_FLAGS` unless XLA_FLAGS already
 sets that option or a JAX backend is already running (then the arm envs
 warn on construction). The flag only concerns XLA:CPU; GPU code is
-unaffected. For the brax envs it trades physics speed against update speed
-(docs/benchmark.md, "XLA fusion emitters on the CPU"). The collision model
+unaffected. For the brax envs it trades physics speed against update speed, so
+the training scripts then choose per run (`--cpu_fusion_emitters`,
+`checks.choose_cpu_fusion_emitters`; docs/benchmark.md). The collision model
 is also trimmed for MJX (see `envs/panda.py`): capsule finger pads, no
 impossible pairs, the goal in `userdata` instead of a 6-dof marker body.
 """
