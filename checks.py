@@ -119,4 +119,3 @@ def choose_cpu_fusion_emitters(config) -> None:
     """Sets this process's XLA:CPU fusion emitters for `config`; it must run before JAX's first
     backend starts (a command line's parse_config), else it changes nothing."""
     envs.use_cpu_fusion_emitters(fusion_emitters_on(config), override=config.cpu_fusion_emitters != "auto")
-

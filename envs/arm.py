@@ -91,9 +91,10 @@ _CLASSIC_CPU_FUSION = _request_classic_cpu_fusion()
 
 def use_cpu_fusion_emitters(on: bool, override: bool = False) -> bool:
     """Turns XLA:CPU's fusion emitters on or off for this process (a run's choice:
-    checks.choose_cpu_fusion_emitters), in place of the import's default. A choice already in the user's XLA_FLAGS stays unless
-    `override`. True when XLA_FLAGS now asks for `on`, False when it does not or cannot (a
-    backend already runs, or a jaxlib without the option)."""
+    checks.choose_cpu_fusion_emitters), in place of the import's default. A choice
+    already in the user's XLA_FLAGS stays unless `override`. True when XLA_FLAGS now
+    asks for `on`, False when it does not or cannot (a backend already runs, or a
+    jaxlib without the option)."""
     if _jaxlib_version() >= (0, 11) or _backend_started():
         return False
     flags = os.environ.get("XLA_FLAGS", "").split()
