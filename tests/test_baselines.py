@@ -391,9 +391,11 @@ def test_several_seeds_are_plain_runs_and_resume_exactly_after_a_stop_signal(mod
 
     out = module.train_run(config)  # the same command: both seeds resume from epoch 1
     assert [o["run_dir"] for o in out] == [str(tmp_path / "together" / f"s{s}") for s in (0, 1)]
+    module.train_run(dataclasses.replace(config, run_dir=str(tmp_path / "uninterrupted")))
     for seed in (0, 1):
         together = records(tmp_path / "together" / f"s{seed}")
         assert together[:1] == stopped[seed]
+        assert together == records(tmp_path / "uninterrupted" / f"s{seed}")  # bit for bit
         for mine, theirs in zip(together, alone[seed], strict=True):
             assert mine.keys() == theirs.keys()
             for k in mine:
