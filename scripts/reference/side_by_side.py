@@ -24,6 +24,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,27 +66,58 @@ def run(a) -> None:
     if record["config"] != c:
         sys.exit(f"{a.out} holds runs of another config ({record_path}); use a new --out")
     done = {(r["code"], r["seed"]) for r in record["runs"]}
-    for i, seed in enumerate(a.seeds):
-        order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")  # neither always runs first
-        for code in order:
-            if (code, seed) in done:
-                continue
-            log = a.out / f"{code}_s{seed}.log"
-            if code == "ours":
-                cmd, cwd = ours_cmd(c, seed, a.out / f"ours_s{seed}"), ROOT
-            else:
-                cmd, cwd = theirs_cmd(c, seed, a.ref), a.ref / "src"
-            print(f"{time.strftime('%H:%M:%S')} {code} seed {seed}: {shlex.join(cmd)}", flush=True)
-            t0 = time.time()
-            with open(log, "w") as f:
-                rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "JAX_PLATFORMS": "cpu"})
-            wall = time.time() - t0
-            print(f"{time.strftime('%H:%M:%S')} {code} seed {seed}: exit {rc}, {wall:.0f} s", flush=True)
-            if rc != 0:
-                sys.exit(f"{code} seed {seed} failed (exit {rc}); see {log}")
-            record["runs"].append({"code": code, "seed": seed, "wall_s": wall, "command": shlex.join(cmd)})
+    lock = threading.Lock()
+
+    def one(code: str, seed: int, core: int | None) -> None:
+        log = a.out / f"{code}_s{seed}.log"
+        if code == "ours":
+            cmd, cwd = ours_cmd(c, seed, a.out / f"ours_s{seed}"), ROOT
+        else:
+            cmd, cwd = theirs_cmd(c, seed, a.ref), a.ref / "src"
+        on = "" if core is None else f" on core {core}"
+        print(f"{time.strftime('%H:%M:%S')} {code} seed {seed}{on}: {shlex.join(cmd)}", flush=True)
+        pin = None if core is None else (lambda: os.sched_setaffinity(0, {core}))
+        t0 = time.time()
+        with open(log, "w") as f:
+            rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=pin,
+                                 env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        wall = time.time() - t0
+        print(f"{time.strftime('%H:%M:%S')} {code} seed {seed}: exit {rc}, {wall:.0f} s", flush=True)
+        if rc != 0:
+            raise RuntimeError(f"{code} seed {seed} failed (exit {rc}); see {log}")
+        with lock:
+            record["runs"].append({"code": code, "seed": seed, "wall_s": wall, "core": core,
+                                   "command": shlex.join(cmd)})
             record_path.write_text(json.dumps(record, indent=1) + "\n")
+
+    if a.cores is None:  # one run at a time; neither code always runs first
+        queue = [(code, seed) for i, seed in enumerate(a.seeds)
+                 for code in (("ours", "theirs") if i % 2 == 0 else ("theirs", "ours"))]
+        try:
+            for code, seed in queue:
+                if (code, seed) not in done:
+                    one(code, seed, None)
+        except RuntimeError as e:
+            sys.exit(str(e))
+        return
+    # Each code runs its seeds in turn on its own core, both codes at once.
+    failures = []
+
+    def lane(code: str, core: int) -> None:
+        try:
+            for seed in a.seeds:
+                if (code, seed) not in done:
+                    one(code, seed, core)
+        except RuntimeError as e:
+            failures.append(str(e))
+
+    lanes = [threading.Thread(target=lane, args=(code, core)) for code, core in zip(("ours", "theirs"), a.cores)]
+    for t in lanes:
+        t.start()
+    for t in lanes:
+        t.join()
+    if failures:
+        sys.exit("; ".join(failures))
 
 
 def their_metrics(log: Path) -> list[dict]:
@@ -209,6 +241,9 @@ def main():
     r.add_argument("--ref", type=Path, required=True, help="the authors' install ($REF/src, $REF/venv)")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--cores", type=int, nargs=2, metavar=("OURS", "THEIRS"),
+                   help="run both codes at once, each pinned to one CPU core and running its seeds in turn "
+                        "(default: one run at a time, on all cores)")
     defaults = {"env_id": "ant", "num_envs": 128, "unroll_length": 62, "batch_size": 256, "critic_network_width": 256,
                 "actor_network_width": 256, "critic_depth": 4, "actor_depth": 4,
                 "num_sgd_batches_per_training_step": 32, "num_epochs": 10, "num_eval_envs": 32,
