@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import textwrap
-import time
 import types
 from dataclasses import dataclass
 from functools import partial
@@ -34,7 +33,7 @@ import runs
 
 import buffer as replay
 import contrastive
-import render  # before checks and envs: makes importing mujoco safe under any MUJOCO_GL
+import render  # noqa: F401  # before checks and envs: makes importing mujoco safe under any MUJOCO_GL
 import checks  # isort: skip
 import envs  # isort: skip
 import train
@@ -346,11 +345,10 @@ class Trainer(NamedTuple):
     policy: Callable  # mode -> policy(actor_params, critic_params, obs, key)
     value: Callable  # (critic_params, state, action, goal) -> min_i Q_i [B]
     params_fields: tuple  # TrainingState fields saved as checkpoint "params" (enough to evaluate)
-    state_cls: type  # the algorithm's TrainingState
 
 
 def jit_trainer(s: Setup, env, init: Callable, training_step: Callable, policy: Callable, value: Callable,
-                state_cls: type, params_fields: tuple, report: Optional[Callable]) -> Trainer:  # fmt: skip
+                params_fields: tuple, report: Optional[Callable]) -> Trainer:  # fmt: skip
     """Jits an algorithm's pure functions as train.build does (shardings, and with --num_seeds N > 1 a
     leading seed axis on init, prefill, training_step, training_epoch and evaluate); `policy(mode)`
     is its evaluation policy, mode 0 the deterministic one."""
@@ -371,95 +369,14 @@ def jit_trainer(s: Setup, env, init: Callable, training_step: Callable, policy: 
         training_step=step,
         training_epoch=partial(train.training_epoch, step, d.training_steps_per_epoch, report=report),
         evaluate=jax.jit(per_seed(evaluate)) if c.num_seeds > 1 else evaluate,
-        policy=policy, value=value, params_fields=params_fields, state_cls=state_cls,
+        policy=policy, value=value, params_fields=params_fields,
     )  # fmt: skip
-
-
-def checkpoint_items(trainer: Trainer, ts, env_state, buf) -> tuple[dict, dict]:
-    """(params, train_state) as checkpoints store them: params alone are enough to evaluate."""
-    fields = {f.name: getattr(ts, f.name) for f in dataclasses.fields(ts)}
-    params = {k: fields.pop(k) for k in trainer.params_fields}
-    return params, {**fields, "env_state": env_state, "buffer": buf}
 
 
 def run(config: Config, build: Callable, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
-    """Runs (or resumes) an experiment like train.train; returns the last epoch's metrics record (one
-    per seed, as a list, with --num_seeds > 1)."""
-    stop = stop or runs.StopSignals()
-    if config.compilation_cache_dir:
-        runs.use_compilation_cache(config.compilation_cache_dir)
-    progress = runs.Progress(total_steps=config.total_env_steps)
-    trainer = build(config, report=progress.training_step)
-    c, d = config, trainer.derived
-    run = runs.Seeds(train.seed_configs(config), stop, train.budget)
-    log.info(
-        "run %s | %s %s: obs_dim %d, goal [%d, %d), %d actions | %d epochs x %d training steps "
-        "x %d env steps, prefill %d",
-        ", ".join(str(r.dir) for r in run.runs), c.exp_name, c.env_id, d.obs_dim, d.goal_start, d.goal_end,
-        d.action_dim, c.num_epochs, d.training_steps_per_epoch, d.env_steps_per_training_step,
-        d.prefill_env_steps,
-    )  # fmt: skip
-    if run.finished:
-        log.info("%s already finished (epoch %d of %d); to train longer, resume it with a larger "
-                 "--total_env_steps", run.runs[0].dir, run.first_epoch, c.num_epochs)  # fmt: skip
-        return run.close()
-    keys = [jax.random.split(jax.random.PRNGKey(r.config.seed), 3) for r in run.runs]  # a plain run's
-    key, eval_key, vis_key = (run.stack([k[j] for k in keys]) for j in range(3))
-
-    ts, env_state, buf = trainer.init(key)
-    restored = run.restore(*checkpoint_items(trainer, ts, env_state, buf))
-    if restored is not None:
-        params, saved = restored
-        rest = {k: v for k, v in saved.items() if k not in ("env_state", "buffer")}
-        ts, env_state, buf = trainer.state_cls(**params, **rest), saved["env_state"], saved.get("buffer", buf)
-    if restored is None or "buffer" not in restored[1]:
-        with progress.phase(f"compiling and prefilling the replay buffer ({d.prefill_env_steps:,} env steps)"):
-            ts, env_state, buf = jax.block_until_ready(trainer.prefill(ts, env_state, buf))
-    run.begin()
-    try:
-        for epoch in range(run.first_epoch + 1, c.num_epochs + 1):
-            progress.start_epoch(epoch, c.num_epochs, run.env_steps, d.env_steps_per_training_step)
-            if epoch == run.first_epoch + 1:
-                progress.begin_phase("compiling the training epoch")
-            t0 = time.time()
-            ts, env_state, buf, train_metrics = trainer.training_epoch(ts, env_state, buf)
-            epoch_time = time.time() - t0
-            progress.end_phase()
-
-            t1 = time.time()
-            fold_in = jax.vmap(jax.random.fold_in, (0, None)) if run.several else jax.random.fold_in
-            eval_metrics = trainer.evaluate(ts.actor_params, ts.critic_params, fold_in(eval_key, epoch))
-            eval_metrics = jax.device_get(eval_metrics)
-            eval_time = time.time() - t1
-            records = [{
-                "training/sps": d.epoch_env_steps / epoch_time,  # each seed's env steps
-                "training/epoch_time": epoch_time,
-                **{f"training/{k}": float(run.pick(v, i)) for k, v in train_metrics.items()},
-                **{k: float(run.pick(v, i)) for k, v in eval_metrics.items()},
-                "eval/epoch_eval_time": eval_time,
-                "eval/sps": c.num_eval_envs * c.episode_length / eval_time,
-            } for i in range(len(run.runs))]  # fmt: skip
-            run.end_epoch(epoch, d.epoch_env_steps, records,
-                          lambda i: checkpoint_items(trainer, *run.pick((ts, env_state, buf), i)))
-            progress.clear()
-            run.log_epoch(epoch)
-            run.check_stop(epoch)
-
-        # render.py reads eval_actor from the config; TD3's actor has one (deterministic) mode.
-        vis_config = types.SimpleNamespace(**{"eval_actor": 0, **dataclasses.asdict(c)})
-        for i, r in enumerate(run.runs):
-            if c.capture_vis and jax.process_index() == 0 and i not in run.failed:
-                params = jax.device_get(run.pick((ts.actor_params, ts.critic_params), i))
-                seed = f" of seed {r.config.seed}" if run.several else ""
-                with progress.phase(f"rendering the evaluation policy{seed}"):
-                    paths = render.visualize(trainer._replace(config=vis_config), *params, r.dir,
-                                             run.pick(vis_key, i), r.metrics.wandb,
-                                             step=r.record.get("training/envsteps"))  # fmt: skip
-                log.info("visualisations saved: %s", ", ".join(str(p) for p in paths))
-    finally:
-        result = run.close()
-    run.check_failed()
-    return result
+    """Runs (or resumes) an experiment with train.py's main loop and this algorithm's `build`; returns
+    the last epoch's metrics record (one per seed, as a list, with --num_seeds > 1)."""
+    return train.train(config, stop, make_trainer=build)
 
 
 def param_norms(ts) -> dict:
@@ -473,4 +390,3 @@ def parse_config(config_cls: type, args: Optional[list[str]] = None):
     config = runs.parse_config(config_cls, args, train.budget, epilog="\n".join(textwrap.wrap(env_ids, 100)))
     checks.choose_cpu_fusion_emitters(config)  # before JAX's first backend starts, which reads XLA_FLAGS
     return config
-

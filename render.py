@@ -694,7 +694,7 @@ def policy_rollouts(trainer, actor_params, critic_params, key, num: int, length:
     """
     c = trainer.config
     env = brax_wrappers.EpisodeWrapper(brax_wrappers.VmapWrapper(trainer.eval_env), c.episode_length, 1)
-    policy = trainer.policy(c.eval_actor)
+    policy = trainer.policy(getattr(c, "eval_actor", 0))  # sac.py and td3.py: one (deterministic) mode
 
     @jax.jit
     def run(key):

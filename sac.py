@@ -245,7 +245,7 @@ def build(config: Config, report=None) -> baselines.Trainer:
     s, env = make_setup(config)
     value = lambda critic_params, state, action, goal: jnp.min(  # noqa: E731
         twin_q(s.nets.q, critic_params, jnp.concatenate([state, goal], -1), action), axis=0)
-    return baselines.jit_trainer(s, env, init, training_step, partial(make_policy, s.nets), value, TrainingState,
+    return baselines.jit_trainer(s, env, init, training_step, partial(make_policy, s.nets), value,
                                  ("actor_params", "critic_params", "log_alpha"), report)  # fmt: skip
 
 

@@ -250,7 +250,7 @@ def build(config: Config, report=None) -> baselines.Trainer:
     policy = lambda mode: lambda actor_params, critic_params, obs, key: s.nets.actor.apply(actor_params, obs)  # noqa: E731
     value = lambda critic_params, state, action, goal: jnp.min(  # noqa: E731
         twin_q(s.nets.q, critic_params, jnp.concatenate([state, goal], -1), action), axis=0)
-    return baselines.jit_trainer(s, env, init, training_step, policy, value, TrainingState,
+    return baselines.jit_trainer(s, env, init, training_step, policy, value,
                                  ("actor_params", "critic_params"), report)  # fmt: skip
 
 

@@ -504,6 +504,10 @@ class TrainingState:
     key: jax.Array
 
 
+# What evaluation needs: checkpoints store these apart from the rest of the training state.
+PARAMS_FIELDS = ("actor_params", "critic_params", "log_alpha")
+
+
 class Optimizers(NamedTuple):
     actor: optax.GradientTransformation
     critic: optax.GradientTransformation
@@ -726,6 +730,7 @@ class Trainer(NamedTuple):
     update: Callable  # (ts, buffer) -> (ts, metrics): one training step's SGD alone (benchmarks)
     policy: Callable  # actor mode -> policy(actor_params, critic_params, obs, key) -> action
     value: Callable  # (critic_params, state, action, goal) -> f(s, a, g) for matched rows [B]
+    params_fields: tuple = PARAMS_FIELDS  # TrainingState fields that checkpoints store as params
 
 
 def make_setup(config: Config) -> tuple[Setup, envs.GoalEnv]:
@@ -780,12 +785,18 @@ def build(config: Config, report: Optional[Callable] = None) -> Trainer:
 # ===== 10. Main loop ==============================================================================
 
 
-def checkpoint_items(ts: TrainingState, env_state, buf) -> tuple[dict, dict]:
-    """(params, train_state) as checkpoints store them: params alone are enough to evaluate."""
-    params = {"actor_params": ts.actor_params, "critic_params": ts.critic_params, "log_alpha": ts.log_alpha}
-    train_state = {"actor_opt": ts.actor_opt, "critic_opt": ts.critic_opt, "alpha_opt": ts.alpha_opt,
-                   "key": ts.key, "env_state": env_state, "buffer": buf}  # fmt: skip
-    return params, train_state
+def checkpoint_items(ts, env_state, buf, params_fields: tuple = PARAMS_FIELDS) -> tuple[dict, dict]:
+    """(params, train_state) as checkpoints store them: the training state's `params_fields` as params
+    (enough to evaluate), its other fields with the env state and the buffer as train_state."""
+    fields = {f.name: getattr(ts, f.name) for f in dataclasses.fields(ts)}
+    params = {k: fields.pop(k) for k in params_fields}
+    return params, {**fields, "env_state": env_state, "buffer": buf}
+
+
+def from_checkpoint(ts, env_state, buf, params: dict, train_state: dict):
+    """(ts, env_state, buf) from restored checkpoint items; `buf` stays when none was saved."""
+    rest = {k: v for k, v in train_state.items() if k not in ("env_state", "buffer")}
+    return type(ts)(**params, **rest), train_state["env_state"], train_state.get("buffer", buf)
 
 
 def load_checkpoint(path) -> tuple[Config, dict]:
@@ -806,20 +817,23 @@ def seed_configs(config: Config) -> list[Config]:
     ) for seed in range(first, first + n)]  # fmt: skip
 
 
-def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
+def train(
+    config: Config, stop: Optional[runs.StopSignals] = None, make_trainer: Optional[Callable] = None
+) -> dict | list[dict]:
     """Runs (or resumes) an experiment; returns the last epoch's metrics record (one per seed, as a
-    list, with --num_seeds > 1)."""
+    list, with --num_seeds > 1). sac.py and td3.py run this same loop with their own
+    `make_trainer(config, report)` in place of `build`."""
     stop = stop or runs.StopSignals()
     if config.compilation_cache_dir:
         runs.use_compilation_cache(config.compilation_cache_dir)
     progress = runs.Progress(total_steps=config.total_env_steps)
-    trainer = build(config, report=progress.training_step)
+    trainer = (make_trainer or build)(config, report=progress.training_step)
     c, d = config, trainer.derived
     run = runs.Seeds(seed_configs(config), stop, budget)
     log.info(
-        "run %s | %s: obs_dim %d, goal [%d, %d), %d actions | %d epochs x %d training steps "
+        "run %s | %s %s: obs_dim %d, goal [%d, %d), %d actions | %d epochs x %d training steps "
         "x %d env steps, prefill %d",
-        ", ".join(str(r.dir) for r in run.runs), c.env_id, d.obs_dim, d.goal_start, d.goal_end,
+        ", ".join(str(r.dir) for r in run.runs), c.exp_name, c.env_id, d.obs_dim, d.goal_start, d.goal_end,
         d.action_dim, c.num_epochs, d.training_steps_per_epoch, d.env_steps_per_training_step,
         d.prefill_env_steps,
     )  # fmt: skip
@@ -831,11 +845,9 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | lis
     key, eval_key, vis_key = (run.stack([k[j] for k in keys]) for j in range(3))
 
     ts, env_state, buf = trainer.init(key)
-    restored = run.restore(*checkpoint_items(ts, env_state, buf))
+    restored = run.restore(*checkpoint_items(ts, env_state, buf, trainer.params_fields))
     if restored is not None:
-        params, saved = restored
-        opt = {k: saved[k] for k in ("actor_opt", "critic_opt", "alpha_opt", "key")}
-        ts, env_state, buf = TrainingState(**params, **opt), saved["env_state"], saved.get("buffer", buf)
+        ts, env_state, buf = from_checkpoint(ts, env_state, buf, *restored)
     if restored is None or "buffer" not in restored[1]:  # new run, or saved with --save_buffer 0
         with progress.phase(
             f"compiling and prefilling the replay buffer ({d.prefill_env_steps:,} env steps)"
@@ -865,8 +877,8 @@ def train(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | lis
                 "eval/epoch_eval_time": eval_time,
                 "eval/sps": c.num_eval_envs * c.episode_length / eval_time,
             } for i in range(len(run.runs))]  # fmt: skip
-            run.end_epoch(epoch, d.epoch_env_steps, records,
-                          lambda i: checkpoint_items(*run.pick((ts, env_state, buf), i)))
+            checkpoint_of = lambda i: checkpoint_items(*run.pick((ts, env_state, buf), i), trainer.params_fields)  # noqa: E731
+            run.end_epoch(epoch, d.epoch_env_steps, records, checkpoint_of)
             progress.clear()
             run.log_epoch(epoch)
             run.check_stop(epoch)

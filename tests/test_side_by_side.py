@@ -7,6 +7,7 @@ train.py printed in a 2-epoch ant run on its own install (8 envs, so its losses 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -109,3 +110,34 @@ def test_report_names_a_metric_one_side_does_not_log(tmp_path):
     args = type("A", (), {"out": tmp_path, "plot": None, "json": None, "metrics": ["eval/episode_success_easy"]})()
     with pytest.raises(SystemExit, match="ours seed 0 does not log eval/episode_success_easy .*eval/episode_dist"):
         sbs.report(args)
+
+
+def test_cores_runs_both_codes_at_once_each_pinned_to_its_core(tmp_path, monkeypatch):
+    """`run --cores A B`: each code's seeds run in turn on its own core, both codes at the same
+    time; runs.json records each run's core. Stand-in programs print the cores they may use, and
+    each waits (60 s at most) until the other code's run of the same seed has started: a sequential
+    runner would make the first one give up."""
+    probe = ("import os, sys, time; me, other = sys.argv[1:]; open(me, 'w').close(); t = time.time(); "
+             "[time.sleep(0.05) for _ in range(1200) if not os.path.exists(other)]; "
+             "print(sorted(os.sched_getaffinity(0)), os.path.exists(other), time.time() - t)")
+    flag = lambda code, seed: str(tmp_path / f"started_{code}{seed}")  # noqa: E731
+    monkeypatch.setattr(sbs, "ours_cmd", lambda c, seed, d: [sys.executable, "-c", probe, flag("ours", seed),
+                                                                 flag("theirs", seed)])
+    monkeypatch.setattr(sbs, "theirs_cmd", lambda c, seed, ref: [sys.executable, "-c", probe, flag("theirs", seed),
+                                                                     flag("ours", seed)])
+    (tmp_path / "src").mkdir()
+    args = argparse.Namespace(ref=tmp_path, out=tmp_path / "out", seeds=[0, 1], cores=[0, 1],
+                              **config(num_epochs=2, train_steps_per_epoch=2))
+    sbs.run(args)
+    record = json.loads((tmp_path / "out" / "runs.json").read_text())
+    assert sorted((r["code"], r["seed"], r["core"]) for r in record["runs"]) == [
+        ("ours", 0, 0), ("ours", 1, 0), ("theirs", 0, 1), ("theirs", 1, 1)]
+    for code, core in (("ours", 0), ("theirs", 1)):
+        for seed in (0, 1):
+            cores, saw_other, _ = (tmp_path / "out" / f"{code}_s{seed}.log").read_text().rsplit(" ", 2)
+            assert (cores, saw_other) == (f"[{core}]", "True"), (code, seed)
+    # A second call finds every run done and starts nothing.
+    (tmp_path / "out" / "ours_s0.log").unlink()
+    sbs.run(args)
+    assert len(json.loads((tmp_path / "out" / "runs.json").read_text())["runs"]) == 4
+    assert not (tmp_path / "out" / "ours_s0.log").exists()
