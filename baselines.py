@@ -17,7 +17,6 @@ leaves truncated steps out; so no target bootstraps across an episode's end (doc
 from __future__ import annotations
 
 import dataclasses
-import logging
 import textwrap
 import types
 from dataclasses import dataclass
@@ -39,8 +38,6 @@ import envs  # isort: skip
 import train
 from envs.wrappers import wrap_for_training
 from runs import Bool, ConfigError
-
-log = logging.getLogger("crl")
 
 
 # ===== Config: train.py's flags where the meaning is the same =====================================
