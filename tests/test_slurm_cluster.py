@@ -218,7 +218,7 @@ class Campaign:
         job = self.sbatch(*CPU, env=dict(ENV_ID="reacher", DEPTH="4", SEED="0"), train=train_args(LONG))
         log = self.submit_dir / f"slurm-deep-crl-{job}.out"
         # train.py's first line after building the trainer: compiling and prefilling follow.
-        self.wait(f"{job} started train.py", lambda: self.log_has(log, r"\| crl reacher: obs_dim"))
+        self.wait(f"{job} started train.py", lambda: self.log_has(log, r"\| \S+ reacher: obs_dim"))
         self.signal(job)
         self.wait_requeued(job)
         return {"job": job, "final": self.wait_done(job)}
