@@ -370,12 +370,6 @@ def jit_trainer(s: Setup, env, init: Callable, training_step: Callable, policy: 
     )  # fmt: skip
 
 
-def run(config: Config, build: Callable, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
-    """Runs (or resumes) an experiment with train.py's main loop and this algorithm's `build`; returns
-    the last epoch's metrics record (one per seed, as a list, with --num_seeds > 1)."""
-    return train.train(config, stop, make_trainer=build)
-
-
 def param_norms(ts) -> dict:
     """The norms make the NaN guard see broken parameters even when the losses look fine."""
     return {"actor_param_norm": optax.tree.norm(ts.actor_params),

@@ -12,7 +12,7 @@ Read top to bottom:
   4. actor loss      alpha log pi(a) - min_i Q_i(s, a); temperature loss (train.alpha_loss)
   5. SGD step        critic, actor, alpha from one HER batch, then Polyak averaging of the target critics
   6. update, epoch   sample hindsight goals, scan the SGD steps; collect + update per training step
-  7. main            baselines.run: epochs, evaluation, checkpoints, exact resume
+  7. main            train.train with this build: epochs, evaluation, checkpoints, exact resume
 
     uv run sac.py --env_id reacher --num_envs 32 ...   (docs/baselines.md)
 """
@@ -246,13 +246,13 @@ def build(config: Config, report=None) -> baselines.Trainer:
     value = lambda critic_params, state, action, goal: jnp.min(  # noqa: E731
         twin_q(s.nets.q, critic_params, jnp.concatenate([state, goal], -1), action), axis=0)
     return baselines.jit_trainer(s, env, init, training_step, partial(make_policy, s.nets), value,
-                                 ("actor_params", "critic_params", "log_alpha"), report)  # fmt: skip
+                                 train.PARAMS_FIELDS, report)  # fmt: skip
 
 
 def train_run(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
     """Runs (or resumes) an experiment; returns the last epoch's metrics record (a list, one per seed,
     with --num_seeds > 1)."""
-    return baselines.run(config, build, stop)
+    return train.train(config, stop, make_trainer=build)
 
 
 def parse_config(args: Optional[list[str]] = None) -> Config:

@@ -12,7 +12,7 @@ Read top to bottom:
   4. actor loss      -Q_1(s, mu(s)), applied every policy_delay SGD steps
   5. SGD step        critic every step; actor and Polyak averaging of both targets when due
   6. update, epoch   sample hindsight goals, scan the SGD steps; collect + update per training step
-  7. main            baselines.run: epochs, evaluation, checkpoints, exact resume
+  7. main            train.train with this build: epochs, evaluation, checkpoints, exact resume
 
     uv run td3.py --env_id reacher --num_envs 32 ...   (docs/baselines.md)
 """
@@ -257,7 +257,7 @@ def build(config: Config, report=None) -> baselines.Trainer:
 def train_run(config: Config, stop: Optional[runs.StopSignals] = None) -> dict | list[dict]:
     """Runs (or resumes) an experiment; returns the last epoch's metrics record (a list, one per seed,
     with --num_seeds > 1)."""
-    return baselines.run(config, build, stop)
+    return train.train(config, stop, make_trainer=build)
 
 
 def parse_config(args: Optional[list[str]] = None) -> Config:
